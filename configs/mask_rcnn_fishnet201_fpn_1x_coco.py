@@ -1,0 +1,5 @@
+# As mask_rcnn_fishnet150_fpn_1x_coco.py with FishNet-201 (same output widths, other block counts).
+_base_ = './mask_rcnn_fishnet150_fpn_1x_coco.py'
+
+pretrained = 'checkpoints/fishnet201_in1k.pth'
+model = dict(backbone=dict(arch='201', init_cfg=dict(checkpoint=pretrained)))

@@ -1,0 +1,54 @@
+# FishNet-99 classifier on the bundled toy shapes (python tools/data/make_toy_data.py): 4 classes
+# (circle, square, star, triangle), 64x64 images, 240 train / 80 val. Trains on a CPU in minutes.
+# Its checkpoint initialises the toy Mask R-CNN's backbone, as converted ImageNet weights do for COCO.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
+
+data_root = 'data/toy_cls'
+model = dict(
+    type='ImageClassifier',
+    data_preprocessor=dict(
+        num_classes=4, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True),
+    backbone=dict(type='FishNet', arch='99', out_indices=(11, )),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=4,
+        in_channels=1056,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, )))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val', pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=15),
+    dict(type='CosineAnnealingLR', by_epoch=True, T_max=8, begin=0, end=8),
+]
+train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=4)
+val_cfg = dict()
+test_cfg = dict()
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=5),
+    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1))
+randomness = dict(seed=0)

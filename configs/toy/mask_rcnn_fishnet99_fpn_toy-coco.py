@@ -1,0 +1,88 @@
+# Mask R-CNN with FishNet-99 + FPN on the bundled toy COCO-format shapes (python tools/data/make_toy_data.py):
+# 3 classes (circle, square, triangle), 160x160 images, 1-3 instances each, polygon/RLE masks.
+# Sized to train on a CPU in minutes. The backbone starts from the toy classifier
+# (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
+# load converted ImageNet weights; set its path with
+#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_8.pth
+# or train from scratch with --cfg-options model.backbone.init_cfg=None.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
+
+data_root = 'data/toy_coco/'
+classes = ('circle', 'square', 'triangle')
+metainfo = dict(classes=classes, palette=[(220, 20, 60), (0, 128, 255), (0, 200, 0)])
+image_size = (160, 160)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='FishNet',
+        arch='99',
+        out_indices=(7, 8, 9, 10),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/toy_cls/epoch_8.pth', prefix='backbone.')),
+    neck=dict(in_channels=[320, 832, 1600, 2112], out_channels=128),
+    rpn_head=dict(in_channels=128, feat_channels=128),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=128),
+        bbox_head=dict(in_channels=128, fc_out_channels=256, num_classes=len(classes)),
+        mask_roi_extractor=dict(out_channels=128),
+        mask_head=dict(in_channels=128, conv_out_channels=128, num_classes=len(classes))),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=60),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[9, 11], gamma=0.1),
+]
+optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10, norm_type=2))
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1))
+log_processor = dict(window_size=10)
+randomness = dict(seed=0)
+auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -1,0 +1,15 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""mmfishnet: the FishNet backbone for MMDetection and MMPretrain.
+
+``import mmfishnet`` (or ``custom_imports=dict(imports=['mmfishnet'])`` in a config) registers
+:class:`~mmfishnet.models.FishNet` in mmengine's root ``MODELS`` registry, which both mmdet's and
+mmpretrain's registries fall back to, so ``dict(type='FishNet', ...)`` builds under either default scope.
+It also lets torch's safe loader read the checkpoints mmengine's Runner writes
+(see :mod:`mmfishnet.utils.checkpoint`).
+"""
+from .models import *  # noqa: F401,F403
+from .utils.checkpoint import allow_runner_checkpoint_types
+
+allow_runner_checkpoint_types()
+
+__version__ = '0.1.0'

@@ -1,0 +1,145 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Building blocks of FishNet: the pre-activation bottleneck and the channel reduction r(x)."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule
+
+from mmfishnet.utils import ConfigType, OptConfigType
+
+
+class ChannelReduction(nn.Module):
+    """Channel-wise reduction r(x) of the paper (Eq. 5): output channel ``n`` is the sum of the ``k``
+    adjacent input channels ``k*n .. k*n + k - 1``. It has no parameters.
+
+    Args:
+        k (int): How many adjacent channels are summed into one. ``k=1`` is the identity.
+    """
+
+    def __init__(self, k: int):
+        super().__init__()
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f'ChannelReduction needs a positive integer k, got {k!r}')
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.k == 1:
+            return x
+        n, c, h, w = x.shape
+        if c % self.k:
+            raise ValueError(f'ChannelReduction(k={self.k}) got {c} channels, which {self.k} does not divide')
+        return x.view(n, c // self.k, self.k, h, w).sum(dim=2)
+
+    def extra_repr(self) -> str:
+        return f'k={self.k}'
+
+
+class PreActBottleneck(BaseModule):
+    """Pre-activation bottleneck residual unit used everywhere in FishNet.
+
+    ``out = conv3(relu(bn3(conv2(relu(bn2(conv1(relu(bn1(x))))))))) + shortcut(x)`` with
+    ``conv1`` 1x1 to ``out_channels // 4``, ``conv2`` 3x3 (dilated), ``conv3`` 1x1 to ``out_channels``,
+    all without bias.
+
+    The shortcut is, in this order of precedence:
+
+    - the channel reduction r(x) with factor ``reduction`` (the first unit of a body stage, the
+      up-sampling refinement), which needs ``in_channels == reduction * out_channels``;
+    - the identity when ``in_channels == out_channels``;
+    - a pre-activated projection ``norm -> ReLU -> conv1x1`` otherwise.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels; a multiple of 4 (the bottleneck is a quarter of it).
+        dilation (int): Dilation (and padding) of the 3x3 convolution. Default: 1.
+        reduction (int, optional): Use the channel reduction r(x) with this factor as the shortcut.
+            Default: None.
+        conv_cfg (dict, optional): Config of the convolution layers. Default: None (nn.Conv2d).
+        norm_cfg (dict): Config of the normalization layers. Default: ``dict(type='BN')``.
+        with_cp (bool): Trade compute for memory with gradient checkpointing of this unit.
+            Default: False.
+        init_cfg (dict or list[dict], optional): Initialization config. Default: None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 dilation: int = 1,
+                 reduction: Optional[int] = None,
+                 conv_cfg: OptConfigType = None,
+                 norm_cfg: ConfigType = dict(type='BN'),
+                 with_cp: bool = False,
+                 init_cfg: OptConfigType = None):
+        super().__init__(init_cfg=init_cfg)
+        if out_channels % 4:
+            raise ValueError(f'PreActBottleneck needs out_channels divisible by 4, got {out_channels}')
+        if reduction is not None and in_channels != reduction * out_channels:
+            raise ValueError(f'the channel reduction r(x) with k={reduction} maps {in_channels} channels to '
+                             f'{in_channels // reduction}, not {out_channels}')
+        mid_channels = out_channels // 4
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.with_cp = with_cp
+
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, in_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.conv1 = build_conv_layer(conv_cfg, in_channels, mid_channels, 1, bias=False)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, mid_channels, postfix=2)
+        self.add_module(self.norm2_name, norm2)
+        self.conv2 = build_conv_layer(
+            conv_cfg, mid_channels, mid_channels, 3, padding=dilation, dilation=dilation, bias=False)
+        self.norm3_name, norm3 = build_norm_layer(norm_cfg, mid_channels, postfix=3)
+        self.add_module(self.norm3_name, norm3)
+        self.conv3 = build_conv_layer(conv_cfg, mid_channels, out_channels, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+
+        if reduction is not None:
+            self.shortcut = ChannelReduction(reduction)
+        elif in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                build_norm_layer(norm_cfg, in_channels)[1],
+                nn.ReLU(inplace=True),
+                build_conv_layer(conv_cfg, in_channels, out_channels, 1, bias=False))
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    @property
+    def norm3(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(self.relu(self.norm1(x)))
+        out = self.conv2(self.relu(self.norm2(out)))
+        out = self.conv3(self.relu(self.norm3(out)))
+        return out + self.shortcut(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+def make_units(in_channels: int,
+               out_channels: int,
+               num_units: int,
+               dilation: int = 1,
+               reduction: Optional[int] = None,
+               **kwargs) -> nn.Sequential:
+    """A run of ``num_units`` :class:`PreActBottleneck` units. The first maps ``in_channels`` to
+    ``out_channels`` (with the channel reduction as its shortcut when ``reduction`` is given); the rest
+    keep ``out_channels``. All use ``dilation``; ``kwargs`` go to every unit."""
+    units = [PreActBottleneck(in_channels, out_channels, dilation=dilation, reduction=reduction, **kwargs)]
+    units += [PreActBottleneck(out_channels, out_channels, dilation=dilation, **kwargs)
+              for _ in range(num_units - 1)]
+    return nn.Sequential(*units)

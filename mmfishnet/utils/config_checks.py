@@ -1,0 +1,87 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Checks of a config before the Runner is built, so a wrong path fails at second one with a message
+that says where things go, instead of deep inside a dataset or a hook."""
+import os
+import os.path as osp
+
+from .cli import UserError
+
+DATA_HINTS = {
+    'CocoDataset': 'download COCO 2017 (train2017/, val2017/, annotations/) and put it at data/coco '
+                   '(see README, "Data")',
+    'ImageNet': 'put ImageNet-1k at data/imagenet (train/, val/ and meta/ as mmpretrain expects; see README)',
+    'CIFAR10': 'put the CIFAR-10 python pickles (cifar-10-batches-py/) at data/cifar10 (see README)',
+    'CustomDataset': 'generate the bundled toy data first: python tools/data/make_toy_data.py',
+}
+
+
+def _datasets(dataset_cfg):
+    """The leaf dataset configs inside wrappers (RepeatDataset, ConcatDataset, ClassBalancedDataset)."""
+    if dataset_cfg is None:
+        return []
+    if 'datasets' in dataset_cfg:
+        return [d for sub in dataset_cfg['datasets'] for d in _datasets(sub)]
+    if 'dataset' in dataset_cfg:
+        return _datasets(dataset_cfg['dataset'])
+    return [dataset_cfg]
+
+
+def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
+    problems = []
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for ds in _datasets(loader.get('dataset')):
+            root = ds.get('data_root', '') or ''
+            paths = []
+            if root:
+                paths.append(root)
+            ann = ds.get('ann_file', '') or ''
+            if ann:
+                paths.append(ann if osp.isabs(ann) or not root else osp.join(root, ann))
+            for path in paths:
+                if not osp.exists(path):
+                    kind = str(ds.get('type', ''))
+                    hint = DATA_HINTS.get(kind.split('.')[-1], 'fix the path in the config')
+                    problems.append(f'{split} data: {path} does not exist ({kind}); {hint}, or point '
+                                    f'{split}_dataloader.dataset.data_root elsewhere with --cfg-options')
+                    break
+    if problems:
+        raise UserError('\n'.join(dict.fromkeys(problems)))
+
+
+def check_pretrained_paths(cfg) -> None:
+    """A ``Pretrained`` init_cfg or ``load_from`` naming a local file that is not there."""
+    missing = []
+
+    def visit(node, where):
+        if isinstance(node, dict):
+            if node.get('type') == 'Pretrained':
+                ckpt = node.get('checkpoint')
+                if isinstance(ckpt, str) and '://' not in ckpt and not osp.isfile(ckpt):
+                    missing.append(f'{where}.init_cfg: pretrained checkpoint {ckpt} does not exist; convert '
+                                   'the official weights with tools/model_converters/fishnet_to_mmfishnet.py '
+                                   'to that path (README, "Pretrained weights"), or train from scratch with '
+                                   f'--cfg-options {where}.init_cfg=None')
+            for key, value in node.items():
+                visit(value, f'{where}.{key}' if key != 'init_cfg' else where)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value, where)
+
+    visit(cfg.get('model', {}), 'model')
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and '://' not in load_from and not osp.isfile(load_from):
+        missing.append(f'load_from: checkpoint {load_from} does not exist')
+    if missing:
+        raise UserError('\n'.join(missing))
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path

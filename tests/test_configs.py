@@ -1,0 +1,84 @@
+import glob
+import os
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+                 if f'{os.sep}_base_{os.sep}' not in p)
+DETECTION_PARAMS = {'99': 13_335_296, '150': 21_665_792, '201': 41_290_944}
+CLASSIFIER_PARAMS = {'99': 16_628_904, '150': 24_959_400, '201': 44_584_552}
+
+
+def build_model(cfg):
+    scope = cfg.default_scope
+    init_default_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmpretrain.registry import MODELS
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.init_cfg = None  # pretrained files are not part of the test
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(model_cfg)
+
+
+def test_the_fixed_paths_exist():
+    rel = [os.path.relpath(p, ROOT) for p in CONFIGS]
+    for path in ['configs/mask_rcnn_fishnet150_fpn_1x_coco.py', 'configs/fishnet/fishnet99_8xb32_in1k.py',
+                 'configs/fishnet/fishnet150_8xb32_in1k.py', 'configs/fishnet/fishnet201_8xb32_in1k.py']:
+        assert path in rel
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_config_parses_and_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['mmfishnet']
+    backbone = cfg.model.backbone
+    assert backbone.type == 'FishNet'
+    model = build_model(cfg)
+    arch = str(backbone.arch)
+    params = sum(p.numel() for p in model.backbone.parameters())
+    if cfg.default_scope == 'mmdet':
+        assert 'depth' not in backbone and 'style' not in backbone  # nothing of ResNet leaks in
+        assert params == DETECTION_PARAMS[arch]
+        assert list(cfg.model.neck.in_channels) == list(model.backbone.out_channels)
+    else:
+        assert params + sum(p.numel() for p in model.head.parameters()) == \
+            CLASSIFIER_PARAMS[arch] - (1000 - cfg.model.head.num_classes) * 1057
+
+
+def test_coco_configs_follow_the_1x_baselines():
+    for path in CONFIGS:
+        if path.endswith('_1x_coco.py'):
+            cfg = Config.fromfile(path)
+            assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
+            assert cfg.train_cfg.max_epochs == 12 and cfg.optim_wrapper.optimizer.lr == 0.02
+            assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
+            assert cfg.model.backbone.frozen_stages == 1 and cfg.model.backbone.norm_eval
+
+
+def test_imagenet_recipe():
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/fishnet/fishnet150_8xb32_in1k.py'))
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.1, 0.9, 1e-4)
+    assert cfg.train_dataloader.batch_size * 8 == 256 == cfg.auto_scale_lr.base_batch_size
+    assert cfg.param_scheduler.milestones == [30, 60, 90] and cfg.train_cfg.max_epochs == 100
+    lighting = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'Lighting']
+    assert lighting and lighting[0].alphastd == 0.1
+    assert [t.type for t in cfg.test_dataloader.dataset.pipeline][1:3] == ['ResizeEdge', 'CenterCrop']
+    long = Config.fromfile(os.path.join(ROOT, 'configs/fishnet/fishnet201_8xb32-lbs-coslr-200e_in1k.py'))
+    assert long.train_cfg.max_epochs == 200 and long.param_scheduler.type == 'CosineAnnealingLR'
+    assert long.model.head.loss.type == 'LabelSmoothLoss' and long.model.backbone.arch == '201'
+
+
+def test_user_command_without_coco_says_where_to_put_it(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, 'tools/train.py', 'configs/mask_rcnn_fishnet150_fpn_1x_coco.py',
+                           '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert 'data/coco/' in proc.stderr and 'does not exist' in proc.stderr and 'README' in proc.stderr
+    assert 'Traceback' not in proc.stderr

@@ -1,0 +1,157 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmfishnet.converters import (ConversionError, convert_official_state_dict, official_key_names)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = json.load(open(os.path.join(ROOT, 'tests', 'data', 'fishnet_official_keys.json')))
+CONVERTER = os.path.join(ROOT, 'tools', 'model_converters', 'fishnet_to_mmfishnet.py')
+
+
+def fake_official(layout, seed=0, module_prefix=True, with_nbt=True):
+    """Random tensors in an official layout (as the authors' files store them)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in KEYS[layout].items():
+        if key.endswith('running_var'):
+            value = torch.rand(shape, generator=g) + 0.5
+        else:
+            value = torch.randn(shape, generator=g)
+        state[('module.' if module_prefix else '') + key] = value
+        if with_nbt and key.endswith('running_var'):
+            state[('module.' if module_prefix else '') + key[:-len('running_var')] + 'num_batches_tracked'] = \
+                torch.tensor(100)
+    return state
+
+
+def build_classifier(arch):
+    from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='FishNet', arch=arch, out_indices=(11, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1056)))
+
+
+@pytest.mark.parametrize('arch', ['99', '150', '201'])
+def test_key_enumeration_matches_the_official_layout(arch):
+    assert sorted(official_key_names(arch)) == sorted(KEYS[f'fishnet{arch}'])
+
+
+@pytest.mark.parametrize('layout, arch', [('fishnet99', '99'), ('fishnet150', '150'), ('fishnet201', '201'),
+                                          ('fishnet150_welltrained', '150')])
+def test_converts_one_to_one_and_loads_strictly(layout, arch):
+    official = fake_official(layout)
+    converted, info = convert_official_state_dict(official)
+    assert info['arch'] == arch
+    tensors = [v for k, v in converted.items() if not k.endswith('num_batches_tracked')]
+    assert len(tensors) == len(KEYS[layout])
+    # every official tensor lands exactly once, unchanged (up to the fc reshape)
+    official_values = {k: v for k, v in official.items() if not k.endswith('num_batches_tracked')}
+    by_sum = sorted(round(float(v.double().sum()), 4) for v in official_values.values())
+    assert by_sum == sorted(round(float(v.double().sum()), 4) for v in tensors)
+    model = build_classifier(arch)
+    result = model.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(model.head.fc.weight, official['module.fish.fish.9.4.1.weight' if layout != 'fishnet150_welltrained'
+                                                      else 'module.fish.fish.9.4.4.weight'].flatten(1))
+
+
+def test_welltrained_and_original_layouts_agree():
+    original, _ = convert_official_state_dict(fake_official('fishnet150', seed=3))
+    welltrained, info = convert_official_state_dict(fake_official('fishnet150_welltrained', seed=3))
+    assert info['layout'] == 'welltrained150'
+    # same random stream, same key order after renaming -> same tensors under the same names
+    assert original.keys() == welltrained.keys()
+
+
+def test_welltrain201_gets_an_exact_identity_bn():
+    converted, info = convert_official_state_dict(fake_official('fishnet201_welltrain'))
+    assert info['layout'] == 'welltrain201' and info['notes']
+    model = build_classifier('201')
+    model.load_state_dict(converted, strict=True)
+    model.eval()
+    shortcut = model.backbone.tail1.units[0].shortcut
+    x = torch.rand(2, 64, 8, 8)  # non-negative, like the stem's output
+    with torch.no_grad():
+        assert torch.allclose(shortcut(x), shortcut[2](x), atol=1e-6)
+
+
+def test_rejects_incomplete_and_foreign_keys():
+    official = fake_official('fishnet99', with_nbt=False, module_prefix=False)
+    del official['fish.fish.5.1.0.conv2.weight']
+    official['fish.fish.5.1.7.conv2.weight'] = torch.zeros(1)
+    with pytest.raises(ConversionError) as e:
+        convert_official_state_dict(official)
+    assert 'missing keys (1): fish.fish.5.1.0.conv2.weight' in str(e.value)
+    assert 'unexpected keys (1): fish.fish.5.1.7.conv2.weight' in str(e.value)
+
+
+def test_rejects_wrong_shapes():
+    official = fake_official('fishnet99', with_nbt=False)
+    official['module.fish.fish.9.4.1.weight'] = torch.zeros(10, 1056, 1, 1)
+    with pytest.raises(ConversionError, match='wrong shapes: fish.fish.9.4.1.weight'):
+        convert_official_state_dict(official)
+
+
+def test_rejects_a_resnet_or_converted_checkpoint():
+    with pytest.raises(ConversionError, match='ResNet or an already converted'):
+        convert_official_state_dict({'conv1.weight': torch.zeros(1), 'layer1.0.conv1.weight': torch.zeros(1)})
+    converted, _ = convert_official_state_dict(fake_official('fishnet99'))
+    with pytest.raises(ConversionError, match='already converted'):
+        convert_official_state_dict(converted)
+
+
+def run_converter(*args):
+    return subprocess.run([sys.executable, CONVERTER, *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_round_trip(tmp_path):
+    src, dst = tmp_path / 'fishnet99_ckpt.tar', tmp_path / 'fishnet99_in1k.pth'
+    torch.save({'state_dict': fake_official('fishnet99'), 'best_prec1': 77.41, 'epoch': 100, 'arch': 'fishnet99'},
+               src)
+    proc = run_converter(str(src), str(dst))
+    assert proc.returncode == 0, proc.stderr
+    assert 'FishNet-99' in proc.stdout
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['arch'] == 'fishnet99'
+    model = build_classifier('99')
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    # and the backbone part into the detection backbone through init_cfg
+    from mmfishnet.models import FishNet
+    det = FishNet(arch='99', init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
+    det.init_weights()
+    assert torch.equal(det.head3.trunk[0].conv2.weight, model.backbone.head3.trunk[0].conv2.weight)
+
+
+@pytest.mark.parametrize('content, match', [
+    (None, 'no such checkpoint file'),
+    (b'not a checkpoint at all', 'cannot be read as a torch checkpoint'),
+    ('dict', 'holds no state_dict'),
+])
+def test_cli_bad_source_is_one_line(tmp_path, content, match):
+    src = tmp_path / 'src.tar'
+    if isinstance(content, bytes):
+        src.write_bytes(content)
+    elif content == 'dict':
+        torch.save({'epoch': 3}, src)
+    proc = run_converter(str(src), str(tmp_path / 'out.pth'))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith('error: ') and match in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_cli_incomplete_source_lists_keys(tmp_path):
+    official = fake_official('fishnet99')
+    del official['module.fish.fish.3.1.bias']
+    torch.save({'state_dict': official}, tmp_path / 'src.tar')
+    proc = run_converter(str(tmp_path / 'src.tar'), str(tmp_path / 'out.pth'))
+    assert proc.returncode == 2 and 'fish.fish.3.1.bias' in proc.stderr and 'Traceback' not in proc.stderr

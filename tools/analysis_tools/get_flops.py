@@ -1,0 +1,104 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Params and FLOPs of FishNet-99/150/201 next to ResNet-50/101 (mmengine's complexity analysis).
+
+    python tools/analysis_tools/get_flops.py                  # 224x224 classifiers + 800x1344 backbones
+    python tools/analysis_tools/get_flops.py --markdown out.md --archs 99 --no-detection
+
+FLOPs here are mmengine's (fvcore's) count: one multiply-add of a conv or linear layer is one FLOP, and
+normalization, activation, pooling and up-sampling count one per element (BN two). The authors' README
+figures (4.31/6.45/10.58 G) come from their own counter; see README for the comparison.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+
+
+def classifier(backbone, channels, num_classes=1000):
+    import torch.nn as nn
+
+    class Classifier(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = backbone
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(channels, num_classes)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.backbone(x)[-1]).flatten(1))
+
+    return Classifier()
+
+
+def build(name, detection):
+    """(model, label) for 'fishnetNN' / 'resnetNN', as classifier or detection backbone."""
+    if name.startswith('fishnet'):
+        from mmfishnet.models import FishNet
+        arch = name[len('fishnet'):]
+        if detection:
+            return FishNet(arch=arch, out_indices=(7, 8, 9, 10)), f'FishNet-{arch} backbone'
+        return classifier(FishNet(arch=arch, out_indices=(11, )), 1056), f'FishNet-{arch}'
+    from mmdet.models.backbones import ResNet
+    depth = int(name[len('resnet'):])
+    if detection:
+        return ResNet(depth=depth, out_indices=(0, 1, 2, 3)), f'ResNet-{depth} backbone'
+    return classifier(ResNet(depth=depth, out_indices=(3, )), 2048), f'ResNet-{depth}'
+
+
+def measure(model, shape):
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, torch.rand(1, 3, *shape))
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        flops = analyzer.total()
+    return params, flops
+
+
+def report(archs, sizes, detection_size, with_detection=True):
+    rows = []
+    for name in archs:
+        model, label = build(name, detection=False)
+        params, flops = measure(model, sizes)
+        rows.append((label, f'{sizes[0]}x{sizes[1]}', params, flops))
+    if with_detection:
+        for name in archs:
+            model, label = build(name, detection=True)
+            params, flops = measure(model, detection_size)
+            rows.append((label, f'{detection_size[0]}x{detection_size[1]}', params, flops))
+    return rows
+
+
+def to_markdown(rows):
+    lines = ['| model | input | params (M) | GFLOPs |', '|---|---|---:|---:|']
+    lines += [f'| {label} | {size} | {params / 1e6:.2f} | {flops / 1e9:.2f} |' for label, size, params, flops in rows]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--archs', nargs='+', default=['fishnet99', 'fishnet150', 'fishnet201', 'resnet50',
+                                                        'resnet101'])
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], help='classifier input H W')
+    parser.add_argument('--detection-shape', type=int, nargs=2, default=[800, 1344],
+                        help='detection backbone input H W (800x1333 padded to a multiple of 32)')
+    parser.add_argument('--no-detection', action='store_true', help='skip the detection backbones')
+    parser.add_argument('--markdown', help='also write the table to this Markdown file')
+    args = parser.parse_args(argv)
+    archs = [a if a.startswith(('fishnet', 'resnet')) else f'fishnet{a}' for a in args.archs]
+    rows = report(archs, tuple(args.shape), tuple(args.detection_shape), not args.no_detection)
+    table = to_markdown(rows)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table + '\n')
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,78 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Evaluate a checkpoint with the config's test dataloader and metric (COCO mAP for detection configs,
+top-1/top-5 for classification configs).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--cfg-options k=v ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [same options]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (evaluate) a FishNet model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to this pickle file')
+    parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
+                        '(relative to the work dir\'s timestamp folder)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from train import load_config
+    cfg = load_config(args)
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint {args.checkpoint} does not exist')
+    cfg.load_from = args.checkpoint
+    # the backbone's own init_cfg (ImageNet weights) is irrelevant when a full checkpoint is loaded
+    if cfg.get('model', {}).get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+
+    if args.show_dir:
+        hooks = cfg.default_hooks
+        if 'visualization' not in hooks:
+            raise UserError('--show-dir needs a visualization hook in default_hooks')
+        if cfg.get('default_scope') == 'mmpretrain':
+            hooks.visualization.update(enable=True, out_dir=args.show_dir)
+        else:
+            hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
+    if args.out:
+        dump = dict(type='DumpResults', out_file_path=args.out)
+        if cfg.get('default_scope') == 'mmdet':
+            dump['type'] = 'DumpDetResults'
+        evaluator = cfg.test_evaluator
+        cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]) + [dump]
+
+    from mmfishnet.utils.config_checks import check_dataset_paths
+    check_dataset_paths(cfg, splits=('test', ))
+
+    from mmfishnet.utils.dist import setup_cpu_distributed
+    setup_cpu_distributed(cfg, args.launcher)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    metrics = runner.test()
+    print(metrics)
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,89 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Train a detector (mmdet configs) or a classifier (mmpretrain configs) with FishNet.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG NUM_PROCESSES [same options]
+
+The config's ``default_scope`` (mmdet or mmpretrain) decides which library's registries build it.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Train a FishNet model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='where to save logs and checkpoints')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the real total batch size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or without a value from the last checkpoint in work_dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. model.backbone.with_cp=True')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_config(args):
+    from mmengine.config import Config
+    if not osp.isfile(args.config):
+        raise UserError(f'config file {args.config} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        from mmfishnet.utils.config_checks import default_work_dir
+        cfg.work_dir = default_work_dir(args.config)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)
+
+    if args.amp:
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print('AMP is already enabled in the config')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+    from mmfishnet.utils.config_checks import check_dataset_paths, check_pretrained_paths
+    check_dataset_paths(cfg, splits=('train', 'val'))
+    if not cfg.get('resume'):
+        check_pretrained_paths(cfg)
+
+    from mmfishnet.utils.dist import setup_cpu_distributed
+    setup_cpu_distributed(cfg, args.launcher)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    run_cli(main)
