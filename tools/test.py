@@ -26,6 +26,9 @@ def parse_args(argv=None):
                         '(relative to the work dir\'s timestamp folder)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow full unpickling of a checkpoint that holds more than tensors and plain '
+                        'data (runs code from the file: only for files you trust)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -39,8 +42,8 @@ def main(argv=None):
     sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
     from train import load_config
     cfg = load_config(args)
-    if not osp.isfile(args.checkpoint):
-        raise UserError(f'checkpoint {args.checkpoint} does not exist')
+    from mmfishnet.utils.config_checks import check_checkpoint
+    check_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     cfg.load_from = args.checkpoint
     # the backbone's own init_cfg (ImageNet weights) is irrelevant when a full checkpoint is loaded
     if cfg.get('model', {}).get('backbone', {}).get('init_cfg') is not None:

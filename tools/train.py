@@ -28,6 +28,9 @@ def parse_args(argv=None):
                         help='resume from CKPT, or without a value from the last checkpoint in work_dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.backbone.with_cp=True')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow full unpickling of checkpoints that hold more than tensors and plain '
+                        'data (runs code from the file: only for files you trust)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -44,6 +47,10 @@ def load_config(args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if getattr(args, 'trust_checkpoint', False):
+        # torch >= 2.6 honours this for every torch.load that does not pass weights_only itself,
+        # which is how mmengine 0.10.7 loads resume, load_from and Pretrained checkpoints.
+        os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -71,10 +78,12 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 
-    from mmfishnet.utils.config_checks import check_dataset_paths, check_pretrained_paths
+    from mmfishnet.utils.config_checks import check_checkpoint, check_dataset_paths, check_pretrained_paths
     check_dataset_paths(cfg, splits=('train', 'val'))
     if not cfg.get('resume'):
         check_pretrained_paths(cfg)
+    if cfg.get('load_from'):
+        check_checkpoint(cfg.load_from, trust=args.trust_checkpoint)
 
     from mmfishnet.utils.dist import setup_cpu_distributed
     setup_cpu_distributed(cfg, args.launcher)

@@ -60,7 +60,7 @@ def _bright_colour(rng: np.random.RandomState) -> Tuple[int, int, int]:
     return tuple(int(c) for c in colour)
 
 
-def make_toy_classification(out_dir: str, num_train: int = 60, num_val: int = 20, size: int = 64,
+def make_toy_classification(out_dir: str, num_train: int = 120, num_val: int = 25, size: int = 64,
                             classes: Sequence[str] = CLS_CLASSES, seed: int = 0) -> dict:
     """``num_train`` / ``num_val`` images per class. Returns a summary dict."""
     rng = np.random.RandomState(seed)
@@ -103,9 +103,10 @@ def make_toy_coco(out_dir: str, num_train: int = 120, num_val: int = 30, size: T
                 cy = rng.uniform(radius, height - radius)
                 polygon = shape_polygon(classes[label], cx, cy, radius, rng.uniform(0, 2 * math.pi))
                 draw.polygon(polygon, fill=_bright_colour(rng))
-                mask_img = Image.new('L', (width, height), 0)
-                ImageDraw.Draw(mask_img).polygon(polygon, fill=1)
-                objects.append((label, polygon, np.array(mask_img, dtype=bool)))
+                flat = [round(v, 2) for point in polygon for v in point]
+                # rasterised as COCO tools do, so that area and bbox agree with annToMask exactly
+                mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([flat], height, width)))
+                objects.append((label, flat, mask.astype(bool)))
             file_name = f'{split}_{image_id:05d}.png'
             img.save(osp.join(out_dir, split, file_name))
             images.append(dict(id=image_id, file_name=file_name, height=height, width=width))
@@ -118,7 +119,7 @@ def make_toy_coco(out_dir: str, num_train: int = 120, num_val: int = 30, size: T
                 ys, xs = np.nonzero(visible)
                 x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
                 if visible.sum() == mask.sum():
-                    segmentation = [[round(v, 2) for point in polygon for v in point]]
+                    segmentation = [polygon]
                 else:
                     rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
                     segmentation = dict(size=rle['size'], counts=rle['counts'].decode('ascii'))

@@ -24,7 +24,8 @@ class CheckpointError(ValueError):
 
 def _runner_checkpoint_types() -> list:
     import numpy as np
-    types = [np.ndarray, np.dtype, np.core.multiarray._reconstruct, np.core.multiarray.scalar]
+    multiarray = np.core.multiarray  # numpy < 2 (pinned); numpy 2 keeps this alias
+    types = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     types += [type(np.dtype(name)) for name in
               ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool')]
     try:
@@ -35,14 +36,35 @@ def _runner_checkpoint_types() -> list:
     return types
 
 
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    """mmengine's ``HistoryBuffer.__getstate__`` pickles its class-level table of statistics functions,
+    which needs ``getattr`` at load time: a global torch rightly refuses to allow-list (it would let a
+    file call anything). The four default functions are re-registered by every HistoryBuffer anyway, so
+    they are left out; only custom ones (registered by the user) are kept."""
+    state = {k: v for k, v in self.__dict__.items() if k != 'statistics_methods'}
+    custom = {k: v for k, v in self._statistics_methods.items() if k not in _DEFAULT_STATISTICS}
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
 def allow_runner_checkpoint_types() -> None:
-    """Allow the data types mmengine's Runner writes into checkpoints under ``weights_only=True``."""
+    """Let ``weights_only=True`` read the checkpoints mmengine's Runner writes: allow-list the numpy and
+    HistoryBuffer data types, and make HistoryBuffer pickle without function references."""
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        HistoryBuffer.__getstate__ = _history_buffer_getstate
+    except ImportError:  # pragma: no cover
+        pass
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:  # torch >= 2.4
         add(_runner_checkpoint_types())
 
 
-def load_file(path: str, trust: bool = False, map_location='cpu'):
+def load_file(path: str, trust: bool = False, map_location='cpu', trust_flag: str = '--trust-source'):
     """``torch.load`` a file with ``weights_only=True``; with ``trust=True`` fall back to full
     unpickling when the file holds other objects. Every failure is a :class:`CheckpointError` or
     ``FileNotFoundError`` whose message names the file and the fix."""
@@ -59,7 +81,7 @@ def load_file(path: str, trust: bool = False, map_location='cpu'):
             return torch.load(path, map_location=map_location, weights_only=False)
         raise CheckpointError(
             f'{path} holds a {found.group(1)} object, not only tensors and plain values, so it was not '
-            f'unpickled (torch weights_only=True). If you trust this file, pass --trust-source') from e
+            f'unpickled (torch weights_only=True). If you trust this file, pass {trust_flag}') from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f'{path} cannot be read as a torch checkpoint (truncated, corrupted or '
                               f'not a checkpoint): {_first_line(e)}') from e

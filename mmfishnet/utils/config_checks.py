@@ -78,6 +78,16 @@ def check_pretrained_paths(cfg) -> None:
         raise UserError('\n'.join(missing))
 
 
+def check_checkpoint(path: str, trust: bool = False) -> None:
+    """A checkpoint given to train (load_from / resume) or test must exist and be readable."""
+    if '://' in path:
+        return
+    from .checkpoint import load_file
+    state = load_file(path, trust=trust, trust_flag='--trust-checkpoint')
+    if not isinstance(state, dict) or not isinstance(state.get('state_dict', state), dict):
+        raise UserError(f'{path} holds no state_dict')
+
+
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 

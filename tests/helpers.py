@@ -1,0 +1,56 @@
+"""Shared helpers of the training tests: tiny generated datasets and derived configs in tmp dirs."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_config(path, base, body):
+    """A config that inherits ``base`` (a path relative to the repo) and overrides ``body``."""
+    with open(path, 'w') as f:
+        f.write(f"_base_ = {os.path.join(ROOT, base)!r}\n{body}\n")
+    return str(path)
+
+
+def run_tool(*args, env=None, timeout=900, tool_env=None):
+    """Run a tools/ script (or a shell script) with this interpreter from the repo root."""
+    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONHASHSEED='0', **(tool_env or {}))
+    if args[0].endswith('.sh'):
+        cmd = ['bash', os.path.join(ROOT, args[0]), *args[1:]]
+    else:
+        cmd = [sys.executable, os.path.join(ROOT, args[0]), *args[1:]]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def tiny_cls_config(tmp_path, data_root, epochs=2, extra=''):
+    body = f"""
+data_root = {str(data_root)!r}
+train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end={epochs})]
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1))
+{extra}
+"""
+    return write_config(tmp_path / 'cls.py', 'configs/toy/fishnet99_1xb16_toy-cls.py', body)
+
+
+def tiny_det_config(tmp_path, data_root, epochs=1, batch_size=2, extra='', name='det.py'):
+    body = f"""
+data_root = {str(data_root) + '/'!r}
+train_dataloader = dict(batch_size={batch_size}, dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+model = dict(backbone=dict(init_cfg=None))
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end={epochs})]
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1))
+log_processor = dict(window_size=1)
+{extra}
+"""
+    return write_config(tmp_path / name, 'configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py', body)
