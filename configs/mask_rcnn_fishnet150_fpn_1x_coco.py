@@ -10,3 +10,9 @@
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/fishnet150_fpn.py']
 
 model = dict(backbone=_base_.fishnet_backbone, neck=dict(in_channels=_base_.fishnet_fpn_in_channels))
+
+# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
+# state for exact resumption; stop on a NaN/inf loss
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
+                dict(type='NumClassesCheckHook')]

@@ -7,6 +7,7 @@ mmpretrain's registries fall back to, so ``dict(type='FishNet', ...)`` builds un
 It also lets torch's safe loader read the checkpoints mmengine's Runner writes
 (see :mod:`mmfishnet.utils.checkpoint`).
 """
+from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .utils.checkpoint import allow_runner_checkpoint_types
 

@@ -43,7 +43,7 @@ def main(argv=None):
     from train import load_config
     cfg = load_config(args)
     from mmfishnet.utils.config_checks import check_checkpoint
-    check_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    weights = check_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     cfg.load_from = args.checkpoint
     # the backbone's own init_cfg (ImageNet weights) is irrelevant when a full checkpoint is loaded
     if cfg.get('model', {}).get('backbone', {}).get('init_cfg') is not None:
@@ -73,6 +73,11 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if weights is not None:
+        from mmfishnet.utils.config_checks import check_checkpoint_fits
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        check_checkpoint_fits(model, weights, args.checkpoint)
+        del weights
     metrics = runner.test()
     print(metrics)
 

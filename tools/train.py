@@ -74,7 +74,11 @@ def main(argv=None):
             raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        from mmfishnet.utils.checkpoint import find_resumable_checkpoint
+        found = find_resumable_checkpoint(cfg.work_dir)
+        if found is None:
+            print(f'--resume: no complete checkpoint in {cfg.work_dir}; training starts from the beginning')
+        cfg.resume, cfg.load_from = found is not None, found
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 

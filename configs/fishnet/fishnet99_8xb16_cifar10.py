@@ -32,3 +32,9 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=128)
+
+# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
+# state for exact resumption; stop on a NaN/inf loss
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3))
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
+                dict(type='NumClassesCheckHook')]

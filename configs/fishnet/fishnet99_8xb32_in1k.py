@@ -34,3 +34,9 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
+# state for exact resumption; stop on a NaN/inf loss
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3))
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
+                dict(type='NumClassesCheckHook')]

@@ -50,5 +50,7 @@ test_cfg = dict()
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1))
+    checkpoint=dict(type='SafeCheckpointHook', interval=4, max_keep_ckpts=1))
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
+                dict(type='NumClassesCheckHook')]
 randomness = dict(seed=0)

@@ -1,9 +1,10 @@
 # Mask R-CNN with FishNet-99 + FPN on the bundled toy COCO-format shapes (python tools/data/make_toy_data.py):
-# 3 classes (circle, square, triangle), 160x160 images, 1-3 instances each, polygon/RLE masks.
+# 3 classes (circle, square, triangle), 128x128 images (160 train / 40 val), 1-3 instances each,
+# polygon/RLE masks.
 # Sized to train on a CPU in minutes. The backbone starts from the toy classifier
 # (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
 # load converted ImageNet weights; set its path with
-#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_8.pth
+#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_16.pth
 # or train from scratch with --cfg-options model.backbone.init_cfg=None.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
@@ -12,7 +13,7 @@ custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')
 metainfo = dict(classes=classes, palette=[(220, 20, 60), (0, 128, 255), (0, 200, 0)])
-image_size = (160, 160)
+image_size = (128, 128)
 
 model = dict(
     backbone=dict(
@@ -23,7 +24,7 @@ model = dict(
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/toy_cls/epoch_8.pth', prefix='backbone.')),
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/toy_cls/epoch_16.pth', prefix='backbone.')),
     neck=dict(in_channels=[320, 832, 1600, 2112], out_channels=128),
     rpn_head=dict(in_channels=128, feat_channels=128),
     roi_head=dict(
@@ -73,16 +74,18 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=60),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[9, 11], gamma=0.1),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[16, 19], gamma=0.1),
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1))
+    checkpoint=dict(type='SafeCheckpointHook', interval=5, max_keep_ckpts=1))
 log_processor = dict(window_size=10)
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
+                dict(type='NumClassesCheckHook')]
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -80,7 +80,7 @@ def make_toy_classification(out_dir: str, num_train: int = 120, num_val: int = 2
     return dict(root=out_dir, classes=list(classes), **counts)
 
 
-def make_toy_coco(out_dir: str, num_train: int = 120, num_val: int = 30, size: Tuple[int, int] = (160, 160),
+def make_toy_coco(out_dir: str, num_train: int = 160, num_val: int = 40, size: Tuple[int, int] = (128, 128),
                   max_objects: int = 3, classes: Sequence[str] = DET_CLASSES, seed: int = 0) -> dict:
     """Images of ``size`` (h, w) with 1..``max_objects`` shapes each, with polygon masks, in COCO format.
     Later shapes occlude earlier ones; each mask is the visible part, stored as polygon(s) of the shape
@@ -98,7 +98,7 @@ def make_toy_coco(out_dir: str, num_train: int = 120, num_val: int = 30, size: T
             objects = []
             for _ in range(rng.randint(1, max_objects + 1)):
                 label = rng.randint(len(classes))
-                radius = rng.uniform(0.1, 0.22) * min(height, width)
+                radius = rng.uniform(0.16, 0.3) * min(height, width)
                 cx = rng.uniform(radius, width - radius)
                 cy = rng.uniform(radius, height - radius)
                 polygon = shape_polygon(classes[label], cx, cy, radius, rng.uniform(0, 2 * math.pi))

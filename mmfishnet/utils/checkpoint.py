@@ -27,7 +27,8 @@ def _runner_checkpoint_types() -> list:
     multiarray = np.core.multiarray  # numpy < 2 (pinned); numpy 2 keeps this alias
     types = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     types += [type(np.dtype(name)) for name in
-              ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool')]
+              ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
+               'uint64', 'bool', 'complex64', 'complex128')]
     try:
         from mmengine.logging.history_buffer import HistoryBuffer
         types.append(HistoryBuffer)
@@ -73,15 +74,15 @@ def load_file(path: str, trust: bool = False, map_location='cpu', trust_flag: st
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
+        found = re.search(r"Unsupported global: GLOBAL (\S+)|but got <class '([^']+)'>", str(e))
         if found is None:  # not a disallowed type: the pickle itself is broken
             raise CheckpointError(f'{path} cannot be read as a torch checkpoint (truncated, corrupted or not a '
                                   f'checkpoint): {_first_line(e)}') from e
         if trust:
             return torch.load(path, map_location=map_location, weights_only=False)
         raise CheckpointError(
-            f'{path} holds a {found.group(1)} object, not only tensors and plain values, so it was not '
-            f'unpickled (torch weights_only=True). If you trust this file, pass {trust_flag}') from e
+            f'{path} holds a {found.group(1) or found.group(2)} object, not only tensors and plain values, so '
+            f'it was not unpickled (torch weights_only=True). If you trust this file, pass {trust_flag}') from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f'{path} cannot be read as a torch checkpoint (truncated, corrupted or '
                               f'not a checkpoint): {_first_line(e)}') from e
@@ -92,15 +93,15 @@ def _first_line(error: Exception) -> str:
     return (lines[-1] if lines else type(error).__name__)[:200]
 
 
-def atomic_save(obj, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, flush it to disk, then rename it over
+def atomic_write(path: str, write) -> None:
+    """Call ``write(f)`` on a temporary binary file beside ``path``, flush it to disk, then rename it over
     ``path``: a reader sees the old file or the complete new one, never a partial one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -108,3 +109,79 @@ def atomic_save(obj, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole torch zip checkpoint (every member present and its CRC right)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError):
+        return False
+
+
+def find_resumable_checkpoint(work_dir: str):
+    """The checkpoint to resume from: the one ``last_checkpoint`` names if it is complete, else the newest
+    complete ``*.pth`` in ``work_dir``; None when there is none. Unlike mmengine's own look-up, a damaged
+    ``last_checkpoint`` file or a partial checkpoint does not send training back to iteration 0."""
+    import glob
+    candidates = []
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:
+            candidates.append(named)
+    candidates += sorted(glob.glob(os.path.join(work_dir, '*.pth')), key=os.path.getmtime, reverse=True)
+    for path in dict.fromkeys(candidates):
+        if os.path.isfile(path) and is_complete_checkpoint(path):
+            return path
+    return None
+
+
+def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: str = '',
+                             map_location='cpu') -> dict:
+    """Load ``checkpoint`` (its ``prefix`` part) into a FishNet backbone, refusing what does not fit.
+
+    Unlike mmengine's ``Pretrained`` init (``strict=False``, mismatches only logged), every tensor of the
+    stages the model builds must be present with the right shape; keys of stages it does not build (a
+    classifier's score stage and head, for a detection backbone) are ignored. An official (unconverted)
+    checkpoint, a ResNet checkpoint or one of another FishNet variant is named as such.
+    Returns ``dict(loaded=N, ignored=M)``.
+    """
+    raw = load_file(checkpoint, map_location=map_location, trust_flag='--trust-checkpoint')
+    state = raw.get('state_dict', raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f'{checkpoint} holds no state_dict')
+    keys = list(state)
+    if any(k.startswith(('fish.fish.', 'module.fish.fish.')) for k in keys):
+        raise CheckpointError(f'{checkpoint} is an official FishNet checkpoint; convert it first: python '
+                              f'tools/model_converters/fishnet_to_mmfishnet.py {checkpoint} converted.pth')
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not state or not any(k.startswith(('stem.', 'tail1.')) for k in state):
+        looks_resnet = any(k.startswith(('layer1.', f'{prefix}layer1.', 'conv1.', f'{prefix}conv1.')) for k in keys)
+        kind = 'a ResNet checkpoint' if looks_resnet else 'not a FishNet checkpoint'
+        raise CheckpointError(f'{checkpoint} is {kind}: no FishNet weights under prefix {prefix!r} (its keys '
+                              f'start like {", ".join(keys[:3])})')
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        meta_arch = raw.get('meta', {}).get('arch') if isinstance(raw.get('meta'), dict) else None
+        hint = f' (it was converted from {meta_arch})' if meta_arch else ''
+        detail = []
+        if missing:
+            detail.append(f'{len(missing)} tensors missing, e.g. {", ".join(missing[:4])}')
+        if wrong:
+            detail.append(f'{len(wrong)} of another shape, e.g. {wrong[0]} {tuple(state[wrong[0]].shape)} vs '
+                          f'{tuple(own[wrong[0]].shape)}')
+        raise CheckpointError(f'{checkpoint} does not fit this FishNet{hint}: {"; ".join(detail)}. Is it a '
+                              f'checkpoint of another arch?')
+    model.load_state_dict({k: state[k] for k in own}, strict=True)
+    return dict(loaded=len(own), ignored=len(state) - len(own))

@@ -6,7 +6,7 @@ import sys
 from typing import Callable
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """An error the user can fix from the message alone (bad path, bad argument, wrong file)."""
 
 
@@ -16,7 +16,7 @@ def run_cli(main: Callable[[], object]) -> None:
     try:
         main()
     except (UserError, ConversionError, CheckpointError, FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError) as e:
+            IsADirectoryError, PermissionError, FloatingPointError) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
         message = str(e) if not isinstance(e, OSError) or not e.filename else f'{e.strerror}: {e.filename}'

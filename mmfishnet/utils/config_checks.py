@@ -78,14 +78,36 @@ def check_pretrained_paths(cfg) -> None:
         raise UserError('\n'.join(missing))
 
 
-def check_checkpoint(path: str, trust: bool = False) -> None:
-    """A checkpoint given to train (load_from / resume) or test must exist and be readable."""
+def check_checkpoint(path: str, trust: bool = False):
+    """A checkpoint given to train (load_from / resume) or test must exist, be readable and not be an
+    official (unconverted) FishNet file. Returns its state dict (None for remote paths)."""
     if '://' in path:
-        return
+        return None
     from .checkpoint import load_file
     state = load_file(path, trust=trust, trust_flag='--trust-checkpoint')
-    if not isinstance(state, dict) or not isinstance(state.get('state_dict', state), dict):
+    weights = state.get('state_dict', state) if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
         raise UserError(f'{path} holds no state_dict')
+    if any(str(k).startswith(('fish.fish.', 'module.fish.fish.')) for k in weights):
+        raise UserError(f'{path} is an official FishNet checkpoint; convert it first: python '
+                        f'tools/model_converters/fishnet_to_mmfishnet.py {path} converted.pth')
+    return weights
+
+
+def check_checkpoint_fits(model, weights: dict, path: str) -> None:
+    """Every model tensor must be in the checkpoint with its shape (mmengine only warns and evaluates
+    whatever it got, e.g. random weights)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} of its {len(own)} tensors are missing, e.g. {", ".join(missing[:3])}')
+        if wrong:
+            parts.append(f'{len(wrong)} have another shape, e.g. {wrong[0]} {tuple(weights[wrong[0]].shape)} '
+                         f'vs {tuple(own[wrong[0]].shape)}')
+        raise UserError(f'{path} does not fit the model of this config: {"; ".join(parts)}')
 
 
 def default_work_dir(config_path: str) -> str:

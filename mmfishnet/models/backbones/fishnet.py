@@ -335,6 +335,22 @@ class FishNet(BaseModule):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def init_weights(self) -> None:
+        """A ``Pretrained`` init_cfg is loaded strictly for the built stages (see
+        :func:`mmfishnet.utils.checkpoint.load_pretrained_backbone`): a wrong file fails here, instead of
+        training silently from random weights. Other init_cfgs go through mmengine as usual."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from mmengine.logging import print_log
+            from mmfishnet.utils.checkpoint import load_pretrained_backbone
+            result = load_pretrained_backbone(
+                self, cfg['checkpoint'], prefix=cfg.get('prefix', ''), map_location=cfg.get('map_location', 'cpu'))
+            print_log(f"FishNet: loaded {result['loaded']} tensors from {cfg['checkpoint']} "
+                      f"({result['ignored']} of stages not built here ignored)", logger='current')
+            self._is_init = True
+            return
+        super().init_weights()
+
     # ------------------------------------------------------------------ the OpenMMLab contract
     @property
     def feature_info(self) -> List[dict]:

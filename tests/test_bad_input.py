@@ -1,0 +1,158 @@
+"""Every row of the README's error table: the bad input, and the one clear message it gets.
+(Backbone arguments and tensors: tests/test_backbone.py; converter: tests/test_converter.py.)"""
+import os
+
+import pytest
+import torch
+
+from helpers import ROOT, run_tool, tiny_cls_config
+from mmfishnet.datasets import make_toy_classification
+from mmfishnet.models import FishNet
+from mmfishnet.utils.checkpoint import CheckpointError
+
+
+@pytest.fixture(scope='module')
+def cls_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_cls_bad')
+    make_toy_classification(str(root), num_train=2, num_val=1, size=32)
+    return root
+
+
+@pytest.fixture(scope='module')
+def fishnet99_ckpt(tmp_path_factory):
+    """A converted-layout FishNet-99 classifier checkpoint (random weights)."""
+    path = tmp_path_factory.mktemp('ckpt') / 'fishnet99.pth'
+    backbone = FishNet(arch='99', out_indices=(11, ))
+    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(4, 1056)
+    state['head.fc.bias'] = torch.zeros(4)
+    torch.save({'state_dict': state, 'meta': {'arch': 'fishnet99'}}, path)
+    return path
+
+
+def one_line_error(proc):
+    assert proc.returncode == 2, (proc.stdout + proc.stderr)[-2000:]
+    assert 'Traceback' not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: ') or any(line.startswith('error: ') for line in lines)
+    return proc.stderr
+
+
+def pretrained(path, prefix='backbone.'):
+    return dict(type='Pretrained', checkpoint=str(path), prefix=prefix)
+
+
+def test_pretrained_backbone_loads_strictly_for_built_stages(fishnet99_ckpt):
+    model = FishNet(arch='99', init_cfg=pretrained(fishnet99_ckpt))  # detection backbone: no score stage
+    model.init_weights()
+    assert model.is_init
+
+
+@pytest.mark.parametrize('make, match', [
+    ('other_arch', 'does not fit this FishNet \\(it was converted from fishnet99\\).*another arch'),
+    ('official', 'official FishNet checkpoint; convert it first'),
+    ('resnet', 'a ResNet checkpoint'),
+    ('corrupt', 'cannot be read as a torch checkpoint'),
+    ('missing', 'no such checkpoint file'),
+    ('no_prefix', 'no FishNet weights under prefix'),
+])
+def test_wrong_pretrained_checkpoint(tmp_path, fishnet99_ckpt, make, match):
+    path, prefix = tmp_path / 'x.pth', 'backbone.'
+    if make == 'other_arch':
+        path = fishnet99_ckpt
+    elif make == 'official':
+        torch.save({'state_dict': {'module.fish.fish.0.0.0.bn1.weight': torch.ones(64)}}, path)
+    elif make == 'resnet':
+        torch.save({'state_dict': {'conv1.weight': torch.ones(64, 3, 7, 7), 'layer1.0.conv1.weight': torch.ones(1)}},
+                   path)
+        prefix = ''
+    elif make == 'corrupt':
+        path.write_bytes(fishnet99_ckpt.read_bytes()[:5000])
+    elif make == 'no_prefix':
+        path, prefix = fishnet99_ckpt, 'detector.backbone.'
+    arch = '150' if make == 'other_arch' else '99'
+    model = FishNet(arch=arch, init_cfg=pretrained(path, prefix))
+    with pytest.raises((CheckpointError, FileNotFoundError), match=match):
+        model.init_weights()
+
+
+def test_tool_missing_dataset_directory(tmp_path):
+    cfg = tiny_cls_config(tmp_path, tmp_path / 'no_such_data')
+    err = one_line_error(run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')))
+    assert 'no_such_data does not exist' in err and 'make_toy_data.py' in err
+
+
+def test_tool_missing_pretrained_checkpoint(tmp_path, cls_data):
+    cfg = tiny_cls_config(tmp_path, cls_data, extra=(
+        "model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='nowhere/fishnet99.pth', "
+        "prefix='backbone.')))"))
+    err = one_line_error(run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')))
+    assert 'nowhere/fishnet99.pth does not exist' in err and 'fishnet_to_mmfishnet.py' in err
+
+
+def test_tool_pretrained_of_another_arch(tmp_path, cls_data, fishnet99_ckpt):
+    cfg = tiny_cls_config(tmp_path, cls_data, extra=(
+        f"model = dict(backbone=dict(arch='150', init_cfg=dict(type='Pretrained', checkpoint={str(fishnet99_ckpt)!r}, "
+        "prefix='backbone.')))"))
+    err = one_line_error(run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')))
+    assert 'another arch' in err
+
+
+def test_tool_num_classes_mismatch(tmp_path, cls_data):
+    cfg = tiny_cls_config(tmp_path, cls_data, extra="model = dict(head=dict(num_classes=10))")
+    err = one_line_error(run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')))
+    assert 'model.head.num_classes=10 but the train dataset has 4 classes' in err
+    assert 'set model.head.num_classes=4' in err
+
+
+@pytest.mark.parametrize('make, match', [
+    ('corrupt', 'cannot be read as a torch checkpoint'),
+    ('missing', 'no such checkpoint file'),
+    ('pickle', 'If you trust this file, pass --trust-checkpoint'),
+])
+def test_tool_bad_checkpoint_for_test(tmp_path, cls_data, fishnet99_ckpt, make, match):
+    cfg = tiny_cls_config(tmp_path, cls_data)
+    path = tmp_path / 'bad.pth'
+    if make == 'corrupt':
+        path.write_bytes(fishnet99_ckpt.read_bytes()[:5000])
+    elif make == 'pickle':
+        import argparse
+        torch.save({'state_dict': {}, 'args': argparse.Namespace(lr=0.1)}, path)
+    err = one_line_error(run_tool('tools/test.py', cfg, str(path), '--work-dir', str(tmp_path / 'w')))
+    assert match in err
+
+
+def test_tool_checkpoint_of_another_model_given_to_test(tmp_path, cls_data, fishnet99_ckpt):
+    cfg = tiny_cls_config(tmp_path, cls_data, extra="model = dict(backbone=dict(arch='150'))")
+    err = one_line_error(run_tool('tools/test.py', cfg, str(fishnet99_ckpt), '--work-dir', str(tmp_path / 'w')))
+    assert 'does not fit the model' in err and 'backbone.tail2.units.2' in err
+
+
+def test_tool_official_checkpoint_given_to_test(tmp_path, cls_data):
+    cfg = tiny_cls_config(tmp_path, cls_data)
+    path = tmp_path / 'fishnet99_ckpt.tar'
+    torch.save({'state_dict': {'module.fish.fish.0.0.0.bn1.weight': torch.ones(64)}}, path)
+    err = one_line_error(run_tool('tools/test.py', cfg, str(path), '--work-dir', str(tmp_path / 'w')))
+    assert 'official FishNet checkpoint; convert it first' in err
+
+
+@pytest.mark.parametrize('args, match', [
+    (['no/such/config.py'], 'config file no/such/config.py does not exist'),
+    (['configs/toy/fishnet99_1xb16_toy-cls.py', '--auto-scale-lr'], 'auto_scale_lr.base_batch_size'),
+])
+def test_tool_bad_command_line(args, match):
+    err = one_line_error(run_tool('tools/train.py', *args))
+    assert match in err
+
+
+def test_converter_bad_arguments():
+    proc = run_tool('tools/model_converters/fishnet_to_mmfishnet.py')
+    assert proc.returncode == 2 and 'the following arguments are required: src, dst' in proc.stderr
+
+
+def test_syncbn_on_cpu_is_refused(tmp_path, cls_data):
+    cfg = tiny_cls_config(tmp_path, cls_data, extra="model = dict(backbone=dict(norm_cfg=dict(type='SyncBN')))")
+    proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(tmp_path / 'w'),
+                    tool_env=dict(PORT=str(21000 + os.getpid() % 1000)))
+    assert proc.returncode != 0
+    assert 'SyncBN needs GPUs' in proc.stdout + proc.stderr
