@@ -62,16 +62,18 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, cls_data):
 def test_two_ranks_match_one_rank(tmp_path, cls_data):
     """Same global batch (1 x 8 vs 2 x 4), same data order: the all-rank mean loss follows the same curve.
     With plain BN each rank normalises with its own 4-image statistics, so the curves agree within a
-    tolerance (stated in the README); with frozen BN statistics (norm_eval) they agree to float precision."""
+    tolerance (stated in the README); with a batch-independent norm (GN) they agree to float precision at the
+    first iteration and within 1 % over the run (summation order differs between 1 and 2 ranks)."""
     curves = {}
-    for name, nproc, batch, norm_eval in [('one', 1, 8, False), ('two', 2, 4, False),
-                                          ('one_frozen', 1, 8, True), ('two_frozen', 2, 4, True)]:
+    gn = "dict(type='GN', num_groups=16)"
+    for name, nproc, batch, norm in [('one', 1, 8, "dict(type='BN')"), ('two', 2, 4, "dict(type='BN')"),
+                                     ('one_gn', 1, 8, gn), ('two_gn', 2, 4, gn)]:
         extra = f"""
 custom_imports = dict(imports=['mmfishnet', 'loss_recorder'], allow_failed_imports=False)
 custom_hooks = [dict(type='GlobalLossRecorder')]
-train_dataloader = dict(batch_size={batch}, dataset=dict(pipeline=[dict(type='LoadImageFromFile'),
-                                                                   dict(type='PackInputs')]))
-model = dict(backbone=dict(norm_eval={norm_eval}))
+train_dataloader = dict(batch_size={batch}, dataset=dict(data_root={str(cls_data)!r},
+                        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+model = dict(backbone=dict(norm_cfg={norm}))
 optim_wrapper = dict(optimizer=dict(lr=0.0005))
 """
         (tmp_path / name).mkdir()
@@ -87,10 +89,15 @@ optim_wrapper = dict(optimizer=dict(lr=0.0005))
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         curves[name] = json.loads(record.read_text())
     assert len(curves['one']) == len(curves['two']) == 12
-    for a, b in zip(curves['one_frozen'], curves['two_frozen']):
-        assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (curves['one_frozen'], curves['two_frozen'])
-    for a, b in zip(curves['one'], curves['two']):
-        assert abs(a - b) <= 0.15 * abs(a), (curves['one'], curves['two'])
+    one_gn, two_gn = curves['one_gn'], curves['two_gn']
+    assert abs(one_gn[0] - two_gn[0]) <= 1e-5 * one_gn[0], (one_gn, two_gn)  # same weights, same images
+    for a, b in zip(one_gn, two_gn):  # then only float summation order differs, amplified by training
+        assert abs(a - b) <= 1e-2 * a, (one_gn, two_gn)
+    one, two = curves['one'], curves['two']
+    print('BN curves (1 rank, 2 ranks):', one, two)
+    # plain BN: each rank normalises 4 images instead of 8, so only the curve as a whole matches
+    assert abs(one[0] - two[0]) <= 0.15 * one[0], (one, two)
+    assert abs(sum(one) - sum(two)) <= 0.05 * sum(one), (one, two)
 
 
 class FakeRunner:

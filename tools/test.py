@@ -6,7 +6,6 @@ top-1/top-5 for classification configs).
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [same options]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -16,25 +15,15 @@ from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmfishnet.utils.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Test (evaluate) a FishNet model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where to save the evaluation metrics')
+    add_runner_args(parser, work_dir_help='where to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this pickle file')
     parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
-                        '(relative to the work dir\'s timestamp folder)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. test_dataloader.batch_size=1')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='allow full unpickling of a checkpoint that holds more than tensors and plain '
-                        'data (runs code from the file: only for files you trust)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+                        "(relative to the work dir's timestamp folder)")
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

@@ -17,26 +17,17 @@ from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmfishnet.utils.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Train a FishNet model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='where to save logs and checkpoints')
+    add_runner_args(parser, work_dir_help='where to save logs and checkpoints')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the real total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from CKPT, or without a value from the last checkpoint in work_dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. model.backbone.with_cp=True')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='allow full unpickling of checkpoints that hold more than tensors and plain '
-                        'data (runs code from the file: only for files you trust)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+                        help='resume from CKPT, or without a value from the newest complete checkpoint in '
+                        'work_dir')
+    return parse_runner_args(parser, argv)
 
 
 def load_config(args):

@@ -5,20 +5,10 @@
 _base_ = [
     'mmpretrain::_base_/datasets/cifar10_bs16.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/fishnet99_classifier.py',
 ]
 
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
-
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='FishNet', arch='99', stem_stride=1, out_indices=(11, )),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=1056,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+model = dict(backbone=dict(stem_stride=1), head=dict(num_classes=10))
 
 train_dataloader = dict(dataset=dict(download=False))
 val_dataloader = dict(dataset=dict(download=False))

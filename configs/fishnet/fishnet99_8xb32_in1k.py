@@ -6,20 +6,9 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     'mmpretrain::_base_/schedules/imagenet_bs256.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/fishnet99_classifier.py',
 ]
 
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
-
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='FishNet', arch='99', out_indices=(11, )),  # the 1056-channel score feature
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=1056,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
 
 # PCA lighting with ImageNet's eigenvalues/vectors, in BGR order (images are loaded as BGR)
 train_pipeline = [

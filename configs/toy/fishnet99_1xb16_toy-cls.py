@@ -1,23 +1,13 @@
 # FishNet-99 classifier on the bundled toy shapes (python tools/data/make_toy_data.py): 4 classes
 # (circle, square, star, triangle), 64x64 images, 480 train / 100 val. Trains on a CPU in minutes.
 # Its checkpoint initialises the toy Mask R-CNN's backbone, as converted ImageNet weights do for COCO.
-_base_ = 'mmpretrain::_base_/default_runtime.py'
-
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
+_base_ = ['mmpretrain::_base_/default_runtime.py', '../_base_/fishnet99_classifier.py']
 
 data_root = 'data/toy_cls'
 model = dict(
-    type='ImageClassifier',
     data_preprocessor=dict(
         num_classes=4, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True),
-    backbone=dict(type='FishNet', arch='99', out_indices=(11, )),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=4,
-        in_channels=1056,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, )))
+    head=dict(num_classes=4, topk=(1, )))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -170,18 +170,25 @@ def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: st
         raise CheckpointError(f'{checkpoint} is {kind}: no FishNet weights under prefix {prefix!r} (its keys '
                               f'start like {", ".join(keys[:3])})')
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or wrong:
+    mismatch = describe_mismatch(own, state)
+    if mismatch:
         meta_arch = raw.get('meta', {}).get('arch') if isinstance(raw.get('meta'), dict) else None
         hint = f' (it was converted from {meta_arch})' if meta_arch else ''
-        detail = []
-        if missing:
-            detail.append(f'{len(missing)} tensors missing, e.g. {", ".join(missing[:4])}')
-        if wrong:
-            detail.append(f'{len(wrong)} of another shape, e.g. {wrong[0]} {tuple(state[wrong[0]].shape)} vs '
-                          f'{tuple(own[wrong[0]].shape)}')
-        raise CheckpointError(f'{checkpoint} does not fit this FishNet{hint}: {"; ".join(detail)}. Is it a '
-                              f'checkpoint of another arch?')
+        raise CheckpointError(f'{checkpoint} does not fit this FishNet{hint}: {mismatch}. Is it a checkpoint of '
+                              f'another arch?')
     model.load_state_dict({k: state[k] for k in own}, strict=True)
     return dict(loaded=len(own), ignored=len(state) - len(own))
+
+
+def describe_mismatch(own: dict, weights: dict):
+    """None when every tensor of ``own`` is in ``weights`` with its shape, else what is missing or of
+    another shape, with examples."""
+    missing = [k for k in own if k not in weights]
+    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} of the model\'s {len(own)} tensors are missing, e.g. {", ".join(missing[:3])}')
+    if wrong:
+        parts.append(f'{len(wrong)} have another shape, e.g. {wrong[0]} {tuple(weights[wrong[0]].shape)} vs '
+                     f'{tuple(own[wrong[0]].shape)}')
+    return '; '.join(parts) or None

@@ -97,17 +97,10 @@ def check_checkpoint(path: str, trust: bool = False):
 def check_checkpoint_fits(model, weights: dict, path: str) -> None:
     """Every model tensor must be in the checkpoint with its shape (mmengine only warns and evaluates
     whatever it got, e.g. random weights)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in weights]
-    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
-    if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} of its {len(own)} tensors are missing, e.g. {", ".join(missing[:3])}')
-        if wrong:
-            parts.append(f'{len(wrong)} have another shape, e.g. {wrong[0]} {tuple(weights[wrong[0]].shape)} '
-                         f'vs {tuple(own[wrong[0]].shape)}')
-        raise UserError(f'{path} does not fit the model of this config: {"; ".join(parts)}')
+    from .checkpoint import describe_mismatch
+    mismatch = describe_mismatch(model.state_dict(), weights)
+    if mismatch:
+        raise UserError(f'{path} does not fit the model of this config: {mismatch}')
 
 
 def default_work_dir(config_path: str) -> str:

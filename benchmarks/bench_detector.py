@@ -1,0 +1,92 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""A Mask R-CNN training iteration with FishNet-150 against ResNet-50 (mmdet's own config), in one run.
+
+    python benchmarks/bench_detector.py                      # 2 images of 480x800 (COCO's 800x1333 x0.6)
+    python benchmarks/bench_detector.py --height 800 --width 1344 --device cuda --markdown out.md
+
+Reports the iteration time (forward + backward + SGD step), peak memory, the backbones' forward FLOPs at
+that size, and the FishNet/ResNet ratios of both: the target is an iteration ratio no larger than the
+backbone FLOPs ratio.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import common  # noqa: E402
+
+CONFIGS = {
+    'FishNet-150': osp.join(common.ROOT, 'configs', 'mask_rcnn_fishnet150_fpn_1x_coco.py'),
+    'ResNet-50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+}
+
+
+def job(args: dict) -> dict:
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope, init_default_scope
+    cfg = Config.fromfile(CONFIGS[args['model']])
+    cfg.model.backbone.init_cfg = None
+    if args.get('with_cp'):
+        cfg.model.backbone.with_cp = True
+    init_default_scope('mmdet')
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model).to(args['device'])
+    h, w = args['height'], args['width']
+    backbone_gflops = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
+    packed = demo_mm_inputs(2, [[3, h, w]] * 2, num_items=[5, 5], with_mask=True)
+    data = model.data_preprocessor(packed, True)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        total, _ = model.parse_losses(model(**data, mode='loss'))
+        total.backward()
+        opt.step()
+
+    if args['device'] == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    base = common.rss_mib()
+    seconds = common.timed(step, args['iters'], warmup=1, device=args['device'])
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if args['device'] == 'cuda'
+            else common.peak_rss_mib() - base)
+    return dict(seconds=seconds, peak_mib=peak, backbone_gflops=backbone_gflops)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--job', help=argparse.SUPPRESS)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--width', type=int, default=800)
+    parser.add_argument('--iters', type=int, default=3)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--markdown')
+    args = parser.parse_args(argv)
+    if args.job:
+        print(json.dumps(job(json.loads(args.job))))
+        return
+    rows = []
+    for name in CONFIGS:
+        result = common.run_isolated(__file__, dict(model=name, device=args.device, height=args.height,
+                                                    width=args.width, iters=args.iters))
+        rows.append({'backbone': name, 'iteration s': result['seconds'], 'peak MiB': result['peak_mib'],
+                     'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
+        print(json.dumps(rows[-1]), flush=True)
+    fish, res = rows
+    summary = dict(backbone='FishNet-150 / ResNet-50', **{
+        'iteration s': fish['iteration s'] / res['iteration s'], 'peak MiB': fish['peak MiB'] / res['peak MiB'],
+        'backbone GFLOPs (2 imgs)': fish['backbone GFLOPs (2 imgs)'] / res['backbone GFLOPs (2 imgs)']})
+    rows.append(summary)
+    header = (f'Machine: {common.machine()}.\nCommand: python benchmarks/bench_detector.py '
+              f'{" ".join(argv or sys.argv[1:])}\nMask R-CNN + FPN training iteration, 2 images of '
+              f'{args.height}x{args.width}; last row: ratios.\n')
+    common.emit(header, rows, ['backbone', 'iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)'], args.markdown)
+
+
+if __name__ == '__main__':
+    main()
