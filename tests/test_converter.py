@@ -30,14 +30,16 @@ def fake_official(layout, seed=0, module_prefix=True, with_nbt=True):
 
 
 def build_classifier(arch):
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='FishNet', arch=arch, out_indices=(11, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1056)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='FishNet', arch=arch, out_indices=(11, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1056)))
 
 
 @pytest.mark.parametrize('arch', ['99', '150', '201'])

@@ -56,7 +56,7 @@ def main(argv=None):
     from mmfishnet.utils.config_checks import check_dataset_paths
     check_dataset_paths(cfg, splits=('test', ))
 
-    from mmfishnet.utils.dist import setup_cpu_distributed
+    from mmfishnet.utils.dist import setup_cpu_distributed, teardown_distributed
     setup_cpu_distributed(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS
@@ -68,6 +68,7 @@ def main(argv=None):
         check_checkpoint_fits(model, weights, args.checkpoint)
         del weights
     metrics = runner.test()
+    teardown_distributed()
     print(metrics)
 
 

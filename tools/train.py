@@ -80,13 +80,14 @@ def main(argv=None):
     if cfg.get('load_from'):
         check_checkpoint(cfg.load_from, trust=args.trust_checkpoint)
 
-    from mmfishnet.utils.dist import setup_cpu_distributed
+    from mmfishnet.utils.dist import setup_cpu_distributed, teardown_distributed
     setup_cpu_distributed(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -56,3 +56,11 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     wrapper['device_ids'] = None  # CPU modules: DDP must not be pinned to a device
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def teardown_distributed() -> None:
+    """Wait for every rank, then close the process group. Without this, a gloo process can abort at
+    interpreter exit ('terminate called without an active exception') while its peers still talk."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
