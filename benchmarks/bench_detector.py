@@ -29,7 +29,14 @@ def job(args: dict) -> dict:
     from mmdet.testing import demo_mm_inputs
     from mmengine.config import Config
     from mmengine.registry import DefaultScope, init_default_scope
-    cfg = Config.fromfile(CONFIGS[args['model']])
+    path = CONFIGS[args['model']]
+    if '::' in path:  # a package config: load it through a one-line child config
+        import tempfile
+        child = osp.join(tempfile.mkdtemp(), 'bench.py')
+        with open(child, 'w') as f:
+            f.write(f'_base_ = {path!r}\n')
+        path = child
+    cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
     if args.get('with_cp'):
         cfg.model.backbone.with_cp = True

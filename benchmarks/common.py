@@ -43,7 +43,7 @@ def forward_gflops(model, shape) -> float:
     """mmengine's count (one multiply-add = one FLOP) of one forward pass at ``shape`` (N, C, H, W)."""
     import torch
     from mmengine.analysis import FlopAnalyzer
-    model = model.eval()
+    model.eval()  # (mmdet's ResNet.train() returns None: do not chain)
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, torch.rand(*shape))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
