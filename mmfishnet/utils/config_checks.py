@@ -106,7 +106,3 @@ def check_checkpoint_fits(model, weights: dict, path: str) -> None:
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
-
-def ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
