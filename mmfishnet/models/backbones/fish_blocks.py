@@ -1,14 +1,34 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Building blocks of FishNet: the pre-activation bottleneck and the channel reduction r(x)."""
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfishnet.utils import ConfigType, OptConfigType
+
+
+@contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Within the block, the training-mode BatchNorm layers of ``module`` normalise with the batch's
+    statistics as usual but leave their running statistics and ``num_batches_tracked`` as they were
+    (a momentum of 0 keeps the computation, and so the tensors autograd saves, the same)."""
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 class ChannelReduction(nn.Module):
@@ -59,8 +79,9 @@ class PreActBottleneck(BaseModule):
             Default: None.
         conv_cfg (dict, optional): Config of the convolution layers. Default: None (nn.Conv2d).
         norm_cfg (dict): Config of the normalization layers. Default: ``dict(type='BN')``.
-        with_cp (bool): Trade compute for memory with gradient checkpointing of this unit.
-            Default: False.
+        with_cp (bool): Trade compute for memory with gradient checkpointing of this unit: its
+            activations are recomputed during backward (BatchNorm running statistics are updated once,
+            as without checkpointing). Default: False.
         init_cfg (dict or list[dict], optional): Initialization config. Default: None.
     """
 
@@ -122,12 +143,24 @@ class PreActBottleneck(BaseModule):
         out = self.conv1(self.relu(self.norm1(x)))
         out = self.conv2(self.relu(self.norm2(out)))
         out = self.conv3(self.relu(self.norm3(out)))
-        return out + self.shortcut(x)
+        # In place: conv3's output is not kept for its backward, and a fresh buffer for the sum would cost
+        # an allocation (page faults on CPU) per unit.
+        out += self.shortcut(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
+        if not (self.with_cp and x.requires_grad):
+            return self._forward(x)
+        calls = []
+
+        def run(inputs: torch.Tensor) -> torch.Tensor:
+            if calls:  # the recomputation during backward: same values, no second update of BN statistics
+                with frozen_running_stats(self):
+                    return self._forward(inputs)
+            calls.append(1)
+            return self._forward(inputs)
+
+        return cp.checkpoint(run, x, use_reentrant=False)
 
 
 def make_units(in_channels: int,
