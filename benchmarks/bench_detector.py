@@ -4,9 +4,10 @@
     python benchmarks/bench_detector.py                      # 2 images of 480x800 (COCO's 800x1333 x0.6)
     python benchmarks/bench_detector.py --height 800 --width 1344 --device cuda --markdown out.md
 
-Reports the iteration time (forward + backward + SGD step), peak memory, the backbones' forward FLOPs at
-that size, and the FishNet/ResNet ratios of both: the target is an iteration ratio no larger than the
-backbone FLOPs ratio.
+Reports the iteration time (forward + backward + SGD step; the fastest of interleaved rounds), the peak
+memory of an iteration (see ``common.py``), the backbones' forward FLOPs at that size, and the
+FishNet/ResNet ratios of all three: the target is an iteration ratio no larger than the backbone FLOPs
+ratio. Each backbone runs as its config builds it (FishNet: channels-last on CPU by default).
 """
 import argparse
 import json
@@ -44,25 +45,23 @@ def job(args: dict) -> dict:
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model).to(args['device'])
     h, w = args['height'], args['width']
-    backbone_gflops = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
     model.train()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
     packed = demo_mm_inputs(2, [[3, h, w]] * 2, num_items=[5, 5], with_mask=True)
     data = model.data_preprocessor(packed, True)
 
     def step():
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=False)
         total, _ = model.parse_losses(model(**data, mode='loss'))
         total.backward()
         opt.step()
 
-    if args['device'] == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    base = common.rss_mib()
+    if args['kind'] == 'memory':
+        step()
+        return dict(seconds=0.0, peak_mib=common.step_peak_mib(step, args['device']))
     seconds = common.timed(step, args['iters'], warmup=1, device=args['device'])
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if args['device'] == 'cuda'
-            else common.peak_rss_mib() - base)
-    return dict(seconds=seconds, peak_mib=peak, backbone_gflops=backbone_gflops)
+    backbone_gflops = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
+    return dict(seconds=seconds, backbone_gflops=backbone_gflops)
 
 
 def main(argv=None):
@@ -70,19 +69,22 @@ def main(argv=None):
     parser.add_argument('--job', help=argparse.SUPPRESS)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--width', type=int, default=800)
-    parser.add_argument('--iters', type=int, default=3)
+    parser.add_argument('--iters', type=int, default=3, help='timed iterations per job (the fastest counts)')
+    parser.add_argument('--rounds', type=int, default=2, help='interleaved rounds of the time jobs')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--markdown')
     args = parser.parse_args(argv)
     if args.job:
         print(json.dumps(job(json.loads(args.job))))
         return
+    jobs = [dict(model=name, device=args.device, height=args.height, width=args.width, iters=args.iters)
+            for name in CONFIGS]
+    times = common.run_rounds(__file__, [dict(job, kind='time') for job in jobs], args.rounds)
     rows = []
-    for name in CONFIGS:
-        result = common.run_isolated(__file__, dict(model=name, device=args.device, height=args.height,
-                                                    width=args.width, iters=args.iters))
-        rows.append({'backbone': name, 'iteration s': result['seconds'], 'peak MiB': result['peak_mib'],
-                     'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
+    for job_args, result in zip(jobs, times):
+        memory = common.run_isolated(__file__, dict(job_args, kind='memory'))
+        rows.append({'backbone': job_args['model'], 'iteration s': result['seconds'],
+                     'peak MiB': memory['peak_mib'], 'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
         print(json.dumps(rows[-1]), flush=True)
     fish, res = rows
     summary = dict(backbone='FishNet-150 / ResNet-50', **{

@@ -1,10 +1,19 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Shared pieces of the benchmark scripts: timing, peak memory, FLOPs, the machine's conv throughput and
-Markdown tables. Every measurement of one kind runs in a fresh subprocess, so peak memory is its own."""
+Markdown tables. Every measurement runs in a fresh subprocess, so its memory is its own.
+
+Time: jobs of all models are run in interleaved rounds and each keeps its fastest round, so that the
+machine's drift and other tenants' bursts do not favour one model (noise only ever adds time).
+
+Peak memory of a step: the rise of the allocator's peak over what was allocated before the step. On
+CUDA that is ``torch.cuda.max_memory_allocated()``. On CPU the memory job runs with glibc's
+``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB, so every tensor is mapped on allocation and unmapped on
+free and the process's resident set follows the live tensors; the kernel's high-water mark (reset
+through ``/proc/self/clear_refs``) then gives the step's peak.
+"""
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -18,12 +27,40 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# Environment of CPU memory jobs: tensors are mmapped and unmapped, so RSS follows the live allocations.
+MEMORY_ENV = {'MALLOC_MMAP_THRESHOLD_': str(128 * 1024)}
+
+
+def _status_mib(field: str) -> float:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f'/proc/self/status has no {field}')
+
+
+def step_peak_mib(step, device: str = 'cpu') -> float:
+    """Peak memory allocated while running ``step()`` once, above what was allocated before it (MiB).
+    On CPU it needs :data:`MEMORY_ENV` in the environment (see the module docstring)."""
+    import torch
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    if os.environ.get('MALLOC_MMAP_THRESHOLD_') != MEMORY_ENV['MALLOC_MMAP_THRESHOLD_']:
+        raise RuntimeError('CPU memory jobs must run with MALLOC_MMAP_THRESHOLD_ set (run_isolated does it)')
+    with open('/proc/self/clear_refs', 'w') as f:  # resets VmHWM to the current RSS
+        f.write('5')
+    base = _status_mib('VmRSS')
+    step()
+    return _status_mib('VmHWM') - base
 
 
 def timed(fn, iters: int, warmup: int = 1, device: str = 'cpu') -> float:
-    """Median seconds of ``fn()`` over ``iters`` runs after ``warmup`` runs."""
+    """Fastest of ``iters`` runs of ``fn()`` (seconds), after ``warmup`` runs."""
     import torch
     for _ in range(warmup):
         fn()
@@ -36,7 +73,7 @@ def timed(fn, iters: int, warmup: int = 1, device: str = 'cpu') -> float:
         if device == 'cuda':
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return min(times)
 
 
 def forward_gflops(model, shape) -> float:
@@ -75,12 +112,27 @@ def machine() -> str:
 
 
 def run_isolated(script: str, args: dict) -> dict:
-    """Run ``script --job JSON`` in a fresh interpreter and return the JSON it prints last."""
+    """Run ``script --job JSON`` in a fresh interpreter and return the JSON it prints last. Jobs with
+    ``kind='memory'`` get :data:`MEMORY_ENV`."""
+    env = dict(os.environ, **(MEMORY_ENV if args.get('kind') == 'memory' else {}))
     proc = subprocess.run([sys.executable, script, '--job', json.dumps(args)], capture_output=True, text=True,
-                          cwd=ROOT)
+                          cwd=ROOT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'{script} {args} failed:\n{proc.stderr[-3000:]}')
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_rounds(script: str, jobs: list, rounds: int) -> list:
+    """Run every job ``rounds`` times, one round after another (interleaved), each in a fresh process;
+    return, per job, the result of its fastest round."""
+    best = [None] * len(jobs)
+    for r in range(rounds):
+        for i, args in enumerate(jobs):
+            result = run_isolated(script, args)
+            if best[i] is None or result['seconds'] < best[i]['seconds']:
+                best[i] = result
+            print(f'round {r + 1}/{rounds}: {args} -> {result["seconds"]:.3f} s', file=sys.stderr, flush=True)
+    return best
 
 
 def markdown(rows, columns) -> str:
