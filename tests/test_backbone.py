@@ -73,6 +73,9 @@ def test_channel_reduction_sums_adjacent_channels():
     for n in range(3):
         assert torch.equal(out[:, n], x[:, 2 * n] + x[:, 2 * n + 1])
     assert ChannelReduction(1)(x) is x
+    # the channels-last path gives the same sums and keeps the layout
+    out_cl = ChannelReduction(2)(x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(out_cl, out) and out_cl.is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(ValueError, match='does not divide'):
         ChannelReduction(4)(x)
 

@@ -51,7 +51,10 @@ class ChannelReduction(nn.Module):
         n, c, h, w = x.shape
         if c % self.k:
             raise ValueError(f'ChannelReduction(k={self.k}) got {c} channels, which {self.k} does not divide')
-        return x.view(n, c // self.k, self.k, h, w).sum(dim=2)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # channels-last: the k channels are adjacent in memory; the sum stays channels-last
+            return x.permute(0, 2, 3, 1).unflatten(3, (c // self.k, self.k)).sum(dim=4).permute(0, 3, 1, 2)
+        return x.unflatten(1, (c // self.k, self.k)).sum(dim=2)
 
     def extra_repr(self) -> str:
         return f'k={self.k}'
