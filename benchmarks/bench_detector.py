@@ -39,8 +39,8 @@ def job(args: dict) -> dict:
         path = child
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
-    if args.get('with_cp'):
-        cfg.model.backbone.with_cp = True
+    if args.get('nchw'):
+        cfg.model.backbone.channels_last = False
     init_default_scope('mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model).to(args['device'])
@@ -72,6 +72,7 @@ def main(argv=None):
     parser.add_argument('--iters', type=int, default=3, help='timed iterations per job (the fastest counts)')
     parser.add_argument('--rounds', type=int, default=2, help='interleaved rounds of the time jobs')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--nchw', action='store_true', help='also FishNet-150 with channels_last=False')
     parser.add_argument('--markdown')
     args = parser.parse_args(argv)
     if args.job:
@@ -79,21 +80,24 @@ def main(argv=None):
         return
     jobs = [dict(model=name, device=args.device, height=args.height, width=args.width, iters=args.iters)
             for name in CONFIGS]
+    if args.nchw:
+        jobs.append(dict(jobs[0], nchw=True))
     times = common.run_rounds(__file__, [dict(job, kind='time') for job in jobs], args.rounds)
     rows = []
     for job_args, result in zip(jobs, times):
         memory = common.run_isolated(__file__, dict(job_args, kind='memory'))
-        rows.append({'backbone': job_args['model'], 'iteration s': result['seconds'],
-                     'peak MiB': memory['peak_mib'], 'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
+        name = job_args['model'] + (' nchw' if job_args.get('nchw') else '')
+        rows.append({'backbone': name, 'iteration s': result['seconds'], 'peak MiB': memory['peak_mib'],
+                     'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
         print(json.dumps(rows[-1]), flush=True)
-    fish, res = rows
+    fish, res = rows[:2]
     summary = dict(backbone='FishNet-150 / ResNet-50', **{
         'iteration s': fish['iteration s'] / res['iteration s'], 'peak MiB': fish['peak MiB'] / res['peak MiB'],
         'backbone GFLOPs (2 imgs)': fish['backbone GFLOPs (2 imgs)'] / res['backbone GFLOPs (2 imgs)']})
     rows.append(summary)
     header = (f'Machine: {common.machine()}.\nCommand: python benchmarks/bench_detector.py '
               f'{" ".join(argv or sys.argv[1:])}\nMask R-CNN + FPN training iteration, 2 images of '
-              f'{args.height}x{args.width}; last row: ratios.\n')
+              f'{args.height}x{args.width}; last row: FishNet-150 / ResNet-50 as their configs build them.\n')
     common.emit(header, rows, ['backbone', 'iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)'], args.markdown)
 
 
