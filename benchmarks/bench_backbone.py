@@ -1,8 +1,8 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Backbone speed and memory: FishNet-99/150/201 against mmdet's ResNet-50/101, in one run.
 
-    python benchmarks/bench_backbone.py                       # the full table (CPU: ~15 min on 2 cores)
-    python benchmarks/bench_backbone.py --models resnet50 fishnet150 --variants   # memory format, with_cp, compile
+    python benchmarks/bench_backbone.py                       # the full table (CPU: ~6 min on 2 cores)
+    python benchmarks/bench_backbone.py --models resnet50 fishnet150 --variants   # + layout, with_cp, compile (~10 min)
     python benchmarks/bench_backbone.py --device cuda --amp   # the same on a GPU (AMP: fp16 autocast)
     python benchmarks/bench_backbone.py --markdown docs/bench_backbone.md
 

@@ -42,6 +42,7 @@ def job(args: dict) -> dict:
     if args.get('nchw'):
         cfg.model.backbone.channels_last = False
     init_default_scope('mmdet')
+    torch.manual_seed(0)  # the same weights for the same backbone in every job
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model).to(args['device'])
     h, w = args['height'], args['width']
@@ -51,6 +52,9 @@ def job(args: dict) -> dict:
     data = model.data_preprocessor(packed, True)
 
     def step():
+        # The RPN and RoI heads sample anchors and proposals at random; the same draws in every step and
+        # job keep the heads' share of the iteration from adding noise to the comparison.
+        torch.manual_seed(0)
         opt.zero_grad(set_to_none=False)
         total, _ = model.parse_losses(model(**data, mode='loss'))
         total.backward()
