@@ -1,7 +1,6 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Checks of a config before the Runner is built, so a wrong path fails at second one with a message
 that says where things go, instead of deep inside a dataset or a hook."""
-import os
 import os.path as osp
 
 from .cli import UserError
