@@ -141,7 +141,7 @@ class FishNet(BaseModule):
         channels_last (bool, optional): Compute in the channels-last memory format: the input is
             converted once, every layer keeps that format, and the outputs are returned contiguous
             (NCHW) as usual, so the values are those of the default format up to float rounding. On CPU
-            it saves ~15 % of a FishNet training step (pooling and normalization over the wide
+            it saves 8-16 % of a FishNet training step (pooling and normalization over the wide
             concatenated features are much faster channels-last; see ``docs/benchmarks.md``). None
             (default) turns it on when the conv and norm layers are PyTorch's own (``Conv2d``;
             ``BN``/``SyncBN``/``GN``/``IN``) and off otherwise, since ops such as mmcv's DCN may assume
