@@ -77,12 +77,10 @@ def job(args: dict) -> dict:
             with torch.no_grad(), amp:
                 runner(x)
 
-    if kind == 'memory':
-        for _ in range(args.get('warmup', 1)):
-            step()
-        return dict(seconds=0.0, peak_mib=common.step_peak_mib(step, device))
-    seconds = common.timed(step, args['iters'], warmup=args.get('warmup', 1), device=device)
-    return dict(seconds=seconds, images_per_s=batch / seconds)
+    result = common.measure_step(step, kind, args['iters'], device, warmup=args.get('warmup', 1))
+    if kind == 'time':
+        result['images_per_s'] = batch / result['seconds']
+    return result
 
 
 def measure(models, device, size, iters, rounds, with_variants=False, amp=False):
@@ -144,8 +142,7 @@ def main(argv=None):
     rows = measure(args.models, args.device, args.size, args.iters, args.rounds, args.variants, args.amp)
     for row in rows:
         row['% of conv peak'] = 100 * (1000 / row['train ms/GFLOP']) * 3 / conv  # fwd+bwd ~ 3x fwd
-    header = (f'Machine: {common.machine()}. Dense 3x3 conv: {conv:.1f} GFLOP/s (multiply-adds).\n'
-              f'Command: python benchmarks/bench_backbone.py {" ".join(argv or sys.argv[1:])}\n')
+    header = common.header(__file__, argv, f'. Dense 3x3 conv: {conv:.1f} GFLOP/s (multiply-adds)')
     common.emit(header, rows, COLUMNS + ['% of conv peak'], args.markdown)
 
 

@@ -60,12 +60,10 @@ def job(args: dict) -> dict:
         total.backward()
         opt.step()
 
-    if args['kind'] == 'memory':
-        step()
-        return dict(seconds=0.0, peak_mib=common.step_peak_mib(step, args['device']))
-    seconds = common.timed(step, args['iters'], warmup=1, device=args['device'])
-    backbone_gflops = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
-    return dict(seconds=seconds, backbone_gflops=backbone_gflops)
+    result = common.measure_step(step, args['kind'], args['iters'], args['device'])
+    if args['kind'] == 'time':
+        result['backbone_gflops'] = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
+    return result
 
 
 def main(argv=None):
@@ -99,8 +97,7 @@ def main(argv=None):
         'iteration s': fish['iteration s'] / res['iteration s'], 'peak MiB': fish['peak MiB'] / res['peak MiB'],
         'backbone GFLOPs (2 imgs)': fish['backbone GFLOPs (2 imgs)'] / res['backbone GFLOPs (2 imgs)']})
     rows.append(summary)
-    header = (f'Machine: {common.machine()}.\nCommand: python benchmarks/bench_detector.py '
-              f'{" ".join(argv or sys.argv[1:])}\nMask R-CNN + FPN training iteration, 2 images of '
+    header = (common.header(__file__, argv) + f'Mask R-CNN + FPN training iteration, 2 images of '
               f'{args.height}x{args.width}; last row: FishNet-150 / ResNet-50 as their configs build them.\n')
     common.emit(header, rows, ['backbone', 'iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)'], args.markdown)
 

@@ -22,11 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def rss_mib() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-
-
 # Environment of CPU memory jobs: tensors are mmapped and unmapped, so RSS follows the live allocations.
 MEMORY_ENV = {'MALLOC_MMAP_THRESHOLD_': str(128 * 1024)}
 
@@ -76,6 +71,16 @@ def timed(fn, iters: int, warmup: int = 1, device: str = 'cpu') -> float:
     return min(times)
 
 
+def measure_step(step, kind: str, iters: int, device: str = 'cpu', warmup: int = 1) -> dict:
+    """A job's measurement of ``step``: ``kind='time'`` gives ``seconds`` (see :func:`timed`),
+    ``kind='memory'`` gives ``peak_mib`` after the warm-up (see :func:`step_peak_mib`)."""
+    if kind == 'memory':
+        for _ in range(warmup):
+            step()
+        return dict(seconds=0.0, peak_mib=step_peak_mib(step, device))
+    return dict(seconds=timed(step, iters, warmup=warmup, device=device))
+
+
 def forward_gflops(model, shape) -> float:
     """mmengine's count (one multiply-add = one FLOP) of one forward pass at ``shape`` (N, C, H, W)."""
     import torch
@@ -109,6 +114,12 @@ def machine() -> str:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
     return f'{cpu}; {gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads'
+
+
+def header(script: str, argv, machine_note: str = '') -> str:
+    """The first lines of a table: the machine (with ``machine_note``) and the command that made it."""
+    args = ' '.join(sys.argv[1:] if argv is None else argv)
+    return f'Machine: {machine()}{machine_note}.\nCommand: python benchmarks/{os.path.basename(script)} {args}\n'
 
 
 def run_isolated(script: str, args: dict) -> dict:

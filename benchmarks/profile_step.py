@@ -95,8 +95,7 @@ def main(argv=None):
             spent = result['total'] if kind == 'total' else result['seconds'].get(kind, 0.0)
             row[setting] = 1000 * spent / result['gflops']  # gflops: the whole batch's
         rows.append(row)
-    header = (f'Machine: {common.machine()}.\nCommand: python benchmarks/profile_step.py '
-              f'{" ".join(argv or sys.argv[1:])}\nMilliseconds per forward GFLOP of a training step '
+    header = (common.header(__file__, argv) + f'Milliseconds per forward GFLOP of a training step '
               f'(forward + backward, batch {args.batch}, {args.size}x{args.size}), by op kind '
               f'(profiler self-time).\n')
     common.emit(header, rows, ['op kind'] + list(results), args.markdown)

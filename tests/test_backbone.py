@@ -145,19 +145,19 @@ def test_norm_eval():
     assert all(m.training for m in model.modules() if isinstance(m, _BatchNorm))
 
 
+def _outputs_and_gradients(model, x):
+    outs = model(x)
+    sum((o * torch.linspace(0, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs).backward()
+    return outs, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
 def test_with_cp_same_outputs_and_gradients():
     torch.manual_seed(0)
     plain = FishNet(arch='99', out_indices=(7, 8, 9, 10, 11))
     ckpt = FishNet(arch='99', out_indices=(7, 8, 9, 10, 11), with_cp=True)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.rand(2, 3, 64, 96)
-    grads, outs = [], []
-    for model in (plain, ckpt):
-        model.train()
-        out = model(x)
-        sum((o * torch.linspace(0, 1, o.numel()).view_as(o)).sum() for o in out).backward()
-        outs.append(out)
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    outs, grads = zip(*(_outputs_and_gradients(model.train(), x) for model in (plain, ckpt)))
     for a, b in zip(*outs):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
     assert grads[0].keys() == grads[1].keys()
@@ -166,12 +166,6 @@ def test_with_cp_same_outputs_and_gradients():
     # the recomputation in backward does not update the BN statistics a second time
     for (name, a), b in zip(plain.state_dict().items(), ckpt.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
-
-
-def _outputs_and_gradients(model, x):
-    outs = model(x)
-    sum((o * torch.linspace(0, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs).backward()
-    return outs, {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize('with_cp', [False, True])
