@@ -3,11 +3,14 @@
 
     python benchmarks/bench_detector.py                      # 2 images of 480x800 (COCO's 800x1333 x0.6)
     python benchmarks/bench_detector.py --height 800 --width 1344 --device cuda --markdown out.md
+    python benchmarks/bench_detector.py --height 800 --width 1216 --device cuda --amp --in-process
 
 Reports the iteration time (forward + backward + SGD step; the fastest of interleaved rounds), the peak
 memory of an iteration (see ``common.py``), the backbones' forward FLOPs at that size, and the
 FishNet/ResNet ratios of all three: the target is an iteration ratio no larger than the backbone FLOPs
-ratio. Each backbone runs as its config builds it (FishNet: channels-last on CPU by default).
+ratio. Each backbone runs as its config builds it (FishNet: channels-last by default). ``--amp``: fp16
+autocast with a dynamic loss scale, as ``AmpOptimWrapper`` trains (``tools/train.py --amp``); fp32 on CUDA
+means TF32 convolutions and matrix products.
 """
 import argparse
 import json
@@ -42,6 +45,7 @@ def job(args: dict) -> dict:
     if args.get('nchw'):
         cfg.model.backbone.channels_last = False
     init_default_scope('mmdet')
+    common.set_tf32(args['device'])
     torch.manual_seed(0)  # the same weights for the same backbone in every job
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model).to(args['device'])
@@ -50,15 +54,19 @@ def job(args: dict) -> dict:
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
     packed = demo_mm_inputs(2, [[3, h, w]] * 2, num_items=[5, 5], with_mask=True)
     data = model.data_preprocessor(packed, True)
+    amp = bool(args.get('amp'))
+    scaler = torch.amp.GradScaler(args['device'], enabled=amp)
 
     def step():
         # The RPN and RoI heads sample anchors and proposals at random; the same draws in every step and
         # job keep the heads' share of the iteration from adding noise to the comparison.
         torch.manual_seed(0)
         opt.zero_grad(set_to_none=False)
-        total, _ = model.parse_losses(model(**data, mode='loss'))
-        total.backward()
-        opt.step()
+        with torch.autocast(device_type=args['device'], dtype=torch.float16, enabled=amp):
+            total, _ = model.parse_losses(model(**data, mode='loss'))
+        scaler.scale(total).backward()
+        scaler.step(opt)
+        scaler.update()
 
     result = common.measure_step(step, args['kind'], args['iters'], args['device'])
     if args['kind'] == 'time':
@@ -75,13 +83,18 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=2, help='interleaved rounds of the time jobs')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--nchw', action='store_true', help='also FishNet-150 with channels_last=False')
+    parser.add_argument('--amp', action='store_true', help='fp16 autocast with a dynamic loss scale')
+    parser.add_argument('--in-process', action='store_true',
+                        help='CUDA only: run every job in this process (no fresh interpreter per job)')
     parser.add_argument('--markdown')
     args = parser.parse_args(argv)
     if args.job:
         print(json.dumps(job(json.loads(args.job))))
         return
-    jobs = [dict(model=name, device=args.device, height=args.height, width=args.width, iters=args.iters)
-            for name in CONFIGS]
+    if args.in_process:
+        common.run_in_process(job, args.device)
+    jobs = [dict(model=name, device=args.device, height=args.height, width=args.width, iters=args.iters,
+                 amp=args.amp) for name in CONFIGS]
     if args.nchw:
         jobs.append(dict(jobs[0], nchw=True))
     times = common.run_rounds(__file__, [dict(job, kind='time') for job in jobs], args.rounds)
@@ -97,8 +110,9 @@ def main(argv=None):
         'iteration s': fish['iteration s'] / res['iteration s'], 'peak MiB': fish['peak MiB'] / res['peak MiB'],
         'backbone GFLOPs (2 imgs)': fish['backbone GFLOPs (2 imgs)'] / res['backbone GFLOPs (2 imgs)']})
     rows.append(summary)
+    precision = 'AMP (fp16 autocast, dynamic loss scale)' if args.amp else 'fp32'
     header = (common.header(__file__, argv) + f'Mask R-CNN + FPN training iteration, 2 images of '
-              f'{args.height}x{args.width}; last row: FishNet-150 / ResNet-50 as their configs build them.\n')
+              f'{args.height}x{args.width}, {precision}; last row: FishNet-150 / ResNet-50 as their configs build them.\n')
     common.emit(header, rows, ['backbone', 'iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)'], args.markdown)
 
 

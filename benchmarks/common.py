@@ -86,8 +86,9 @@ def forward_gflops(model, shape) -> float:
     import torch
     from mmengine.analysis import FlopAnalyzer
     model.eval()  # (mmdet's ResNet.train() returns None: do not chain)
+    device = next(model.parameters()).device
     with torch.no_grad():
-        analyzer = FlopAnalyzer(model, torch.rand(*shape))
+        analyzer = FlopAnalyzer(model, torch.rand(*shape, device=device))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return analyzer.total() / 1e9
 
@@ -101,6 +102,15 @@ def conv_throughput(device: str = 'cpu', iters: int = 5) -> float:
     with torch.no_grad():
         seconds = timed(lambda: conv(x), iters, warmup=2, device=device)
     return n * c * c * 9 * hw * hw / seconds / 1e9
+
+
+def set_tf32(device: str) -> None:
+    """fp32 on CUDA as training code runs it on Ampere and newer: TF32 tensor cores for matrix products
+    and convolutions (PyTorch's default for convolutions already; matmuls need asking)."""
+    import torch
+    if device == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def machine() -> str:
@@ -122,9 +132,30 @@ def header(script: str, argv, machine_note: str = '') -> str:
     return f'Machine: {machine()}{machine_note}.\nCommand: python benchmarks/{os.path.basename(script)} {args}\n'
 
 
+# Set by a script's --in-process flag (CUDA only): jobs run in this process through this function.
+_IN_PROCESS_JOB = None
+
+
+def run_in_process(job_fn, device: str) -> None:
+    """Run every later job in this process through ``job_fn`` instead of a fresh interpreter. Only on CUDA,
+    where a step's memory is read from the allocator's own peak counter (on CPU the resident-set method
+    needs a fresh process); it saves the seconds of start-up and CUDA initialisation each job costs."""
+    global _IN_PROCESS_JOB
+    if device != 'cuda':
+        raise SystemExit('--in-process needs --device cuda (CPU memory jobs must run in a fresh process)')
+    _IN_PROCESS_JOB = job_fn
+
+
 def run_isolated(script: str, args: dict) -> dict:
     """Run ``script --job JSON`` in a fresh interpreter and return the JSON it prints last. Jobs with
-    ``kind='memory'`` get :data:`MEMORY_ENV`."""
+    ``kind='memory'`` get :data:`MEMORY_ENV`. After :func:`run_in_process`, run the job here instead."""
+    if _IN_PROCESS_JOB is not None:
+        import gc
+
+        import torch
+        gc.collect()
+        torch.cuda.empty_cache()
+        return _IN_PROCESS_JOB(dict(args))
     env = dict(os.environ, **(MEMORY_ENV if args.get('kind') == 'memory' else {}))
     proc = subprocess.run([sys.executable, script, '--job', json.dumps(args)], capture_output=True, text=True,
                           cwd=ROOT, env=env)

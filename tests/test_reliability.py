@@ -161,3 +161,88 @@ def test_outdated_checkpoint_deleted_after_the_new_one(tmp_path, cls_data):
     state = torch.load(tmp_path / 'work' / 'epoch_3.pth', map_location='cpu')
     assert state['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
     assert 'random_state' in state
+
+
+class _MappedTensor(torch.Tensor):
+    """A tensor that reports a non-CPU device, as the random states of a checkpoint read back by
+    ``Runner.resume`` on a GPU machine do (mmengine maps the whole checkpoint to ``get_device()``)."""
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @property
+    def device(self):
+        return torch.device('cuda', 0)
+
+
+class _ResumeRunner:
+    """What RandomStateHook reads of a runner; deliberately no private ``_resume`` attribute."""
+
+    def __init__(self, it):
+        import logging
+        self.iter, self.hooks, self.logger = it, [], logging.getLogger('test')
+
+
+def test_random_state_from_a_device_mapped_checkpoint_is_restored(monkeypatch):
+    """Bug: on a GPU, resume handed torch.set_rng_state the CUDA tensor mmengine mapped the checkpoint to
+    (it takes only a CPU ByteTensor) and crashed every GPU user's --resume; it also read the private
+    runner._resume. Simulated: the saved states come back as tensors claiming a CUDA device, and
+    set_rng_state refuses anything but a plain CPU ByteTensor, as torch does for a real CUDA tensor."""
+    from mmfishnet.engine import RandomStateHook
+    hook = RandomStateHook()
+    runner = _ResumeRunner(it=12)
+    checkpoint = {}
+    torch.manual_seed(123)
+    hook.before_save_checkpoint(runner, checkpoint)
+    expected = torch.rand(4)
+    for state in checkpoint['random_state']['ranks']:
+        state['torch'] = state['torch'].as_subclass(_MappedTensor)
+    real_set = torch.set_rng_state
+
+    def strict_set(state):
+        assert type(state) is torch.Tensor and state.device.type == 'cpu' and state.dtype == torch.uint8, state
+        real_set(state)
+
+    monkeypatch.setattr(torch, 'set_rng_state', strict_set)
+    torch.manual_seed(0)
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train(runner)
+    assert torch.equal(torch.rand(4), expected)  # the stream continues where the checkpoint left it
+
+
+def test_random_state_untouched_when_a_checkpoint_is_only_loaded():
+    """Bug: restoring the saved streams for ``load_from`` (fine-tuning from a checkpoint, iteration 0) would
+    replay the old run's draws instead of the new run's seed."""
+    from mmfishnet.engine import RandomStateHook
+    hook, checkpoint = RandomStateHook(), {}
+    torch.manual_seed(1)
+    hook.before_save_checkpoint(_ResumeRunner(it=12), checkpoint)
+    torch.manual_seed(2)
+    expected = torch.get_rng_state()
+    runner = _ResumeRunner(it=0)
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train(runner)
+    assert torch.equal(torch.get_rng_state(), expected)
+
+
+def test_two_ranks_resume_continues_each_ranks_stream(tmp_path, cls_data):
+    """Bug: rank 0's random states were saved and restored on every rank, so after a resume the other ranks
+    drew rank 0's augmentations. With ``diff_rank_seed`` every rank flips different images; a 2-rank run
+    resumed from its epoch-2 checkpoint must end with exactly the weights of the uninterrupted run."""
+    extra = f"""
+randomness = dict(seed=0, diff_rank_seed=True)
+train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(cls_data)!r}))
+"""
+    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
+    env = dict(PORT=str(20000 + (os.getpid() * 11) % 20000))
+    ref = tmp_path / 'ref'
+    proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(ref), tool_env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    saved = torch.load(ref / 'epoch_2.pth', map_location='cpu')['random_state']
+    assert saved['world_size'] == 2
+    assert not torch.equal(saved['ranks'][0]['torch'], saved['ranks'][1]['torch'])  # diff_rank_seed
+    resumed = tmp_path / 'resumed'
+    proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(resumed), '--resume',
+                    str(ref / 'epoch_2.pth'), tool_env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    a, b = weights(ref / 'epoch_3.pth'), weights(resumed / 'epoch_3.pth')
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

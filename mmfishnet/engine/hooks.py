@@ -94,31 +94,118 @@ class NonFiniteLossHook(Hook):
                 f'checkpoint with --resume')
 
 
+def _own_random_state() -> dict:
+    """This process's random generators: Python's, NumPy's, torch's CPU one and, where CUDA is in use,
+    the current CUDA device's (only that one: asking for every device's would create a context on each)."""
+    import random
+
+    import numpy as np
+    cuda = torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(), cuda=cuda)
+
+
+def _byte_tensor(state) -> torch.Tensor:
+    """A generator state as the CPU ByteTensor ``torch.set_rng_state`` takes: a resumed checkpoint's tensors
+    were mapped to the run's device (CUDA on a GPU machine) by mmengine's ``Runner.resume``."""
+    return torch.as_tensor(state).detach().to(device='cpu', dtype=torch.uint8)
+
+
 @HOOKS.register_module()
 class RandomStateHook(Hook):
-    """Save the Python, NumPy and torch random states in every checkpoint and restore them on resume, so
-    that a resumed run draws the same augmentations as an uninterrupted one (mmengine re-seeds from the
-    config's seed on resume instead). The states are plain data and load with ``weights_only=True``."""
+    """Save every rank's random generators in each checkpoint and restore each rank's own on resume, so that
+    a resumed run draws the same augmentations, dropout masks and samplings as an uninterrupted one
+    (mmengine re-seeds from the config's seed on resume instead).
 
-    priority = 'VERY_LOW'
+    What is saved, per rank: Python's, NumPy's and torch's CPU generator, and the current CUDA device's
+    generator when CUDA is in use. Checkpoints are written by rank 0 alone, so the ranks' states are
+    gathered (one small ``all_gather_object``) right before a checkpoint is due: after every training epoch
+    and after the iterations at which an iteration-based checkpoint hook saves. On resume, each rank
+    restores its own entry, on CPU and on CUDA alike (the tensors are brought back to the CPU first).
+    A run resumed on a different number of ranks cannot continue the same streams: it warns and keeps
+    the seeded ones.
+
+    Data-loading workers: mmengine seeds each worker from (seed, rank, worker id) when the workers start,
+    and torch derives their base seed from the main process's torch generator (restored here). Workers
+    restarted every epoch (``persistent_workers=False``) therefore draw after a resume exactly what they
+    would have drawn; persistent workers keep their streams across epochs in the uninterrupted run, which
+    no checkpoint can capture, so after a resume their draws differ (a warning says so).
+
+    The states are plain data and tensors and load with ``weights_only=True``. Restoring happens in
+    ``before_train`` of a resumed run (``runner.iter > 0``), after mmengine has finished its own seeding;
+    a checkpoint loaded as ``load_from`` (fine-tuning, testing) leaves the streams alone.
+    """
+
+    priority = 'LOW'  # ahead of the checkpoint hook (VERY_LOW) in after_train_iter/after_train_epoch
+
+    def __init__(self):
+        self._gathered = None  # (iteration, [state of rank 0, rank 1, ...]) gathered for the next save
+        self._loaded = None  # the 'random_state' of a loaded checkpoint, waiting for before_train
+
+    def _gather(self, runner) -> None:
+        from mmengine.dist import all_gather_object, get_world_size
+        own = _own_random_state()
+        states = all_gather_object(own) if get_world_size() > 1 else [own]
+        self._gathered = (runner.iter, states)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        # every rank must take part in the gather: decide from the checkpoint hooks' own settings
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
+                    hook.every_n_train_iters(runner, hook.interval)
+                    or (hook.save_last and hook.is_last_train_iter(runner))):
+                self._gather(runner)
+                return
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        import random
-
-        import numpy as np
-        checkpoint['random_state'] = dict(
-            python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+        from mmengine.dist import get_world_size
+        if self._gathered is not None and self._gathered[0] == runner.iter:
+            states = self._gathered[1]
+        elif get_world_size() == 1:
+            states = [_own_random_state()]
+        else:  # a save no gather prepared for (another hook's): better nothing than rank 0's for all
+            return
+        checkpoint['random_state'] = dict(iter=runner.iter, world_size=len(states), ranks=states)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._loaded = checkpoint.get('random_state')
+
+    def before_train(self, runner) -> None:
+        saved, self._loaded = self._loaded, None
+        if not saved or runner.iter == 0:  # nothing saved, or loaded to fine-tune rather than resumed
+            return
+        from mmengine.dist import get_rank, get_world_size
+        if 'ranks' not in saved:  # written before per-rank states (rank 0's only)
+            saved = dict(world_size=1, ranks=[saved])
+        if saved['world_size'] != get_world_size():
+            runner.logger.warning(
+                f'RandomStateHook: the checkpoint holds the random states of {saved["world_size"]} ranks, this '
+                f'run has {get_world_size()}; the random streams start from the seed instead of continuing')
+            return
+        self._restore(saved['ranks'][get_rank()], runner)
+        loader = getattr(runner, 'train_dataloader', None)
+        if getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0) > 0:
+            runner.logger.warning(
+                'RandomStateHook: persistent data-loading workers restart their random streams on resume, so '
+                'random augmentations differ from an uninterrupted run from here on; set '
+                'train_dataloader.persistent_workers=False for an exact continuation')
+
+    @staticmethod
+    def _restore(state: dict, runner) -> None:
         import random
 
         import numpy as np
-        state = checkpoint.get('random_state')
-        if not state or not runner._resume:  # only a resumed run continues the stream
-            return
         random.setstate(state['python'])
         np.random.set_state(state['numpy'])
-        torch.set_rng_state(state['torch'])
+        torch.set_rng_state(_byte_tensor(state['torch']))
+        if state.get('cuda') is not None:
+            if torch.cuda.is_available():
+                torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
+            else:
+                runner.logger.warning('RandomStateHook: the checkpoint holds a CUDA generator state but this run '
+                                      'has no CUDA; it is not restored')
 
 
 @HOOKS.register_module()

@@ -24,7 +24,8 @@ class CheckpointError(ValueError):
 
 def _runner_checkpoint_types() -> list:
     import numpy as np
-    multiarray = np.core.multiarray  # numpy < 2 (pinned); numpy 2 keeps this alias
+    # numpy 2 renamed np.core to np._core (the old name warns, and may go); numpy < 2 (pinned here) has np.core
+    multiarray = np._core.multiarray if int(np.__version__.split('.')[0]) >= 2 else np.core.multiarray
     types = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     types += [type(np.dtype(name)) for name in
               ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
