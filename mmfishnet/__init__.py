@@ -7,9 +7,13 @@ mmpretrain's registries fall back to, so ``dict(type='FishNet', ...)`` builds un
 It also lets torch's safe loader read the checkpoints mmengine's Runner writes
 (see :mod:`mmfishnet.utils.checkpoint`).
 """
-from .engine import *  # noqa: F401,F403
-from .models import *  # noqa: F401,F403
-from .utils.checkpoint import allow_runner_checkpoint_types
+from .utils.compat import disable_broken_mmpretrain_multimodal
+
+disable_broken_mmpretrain_multimodal()  # before anything imports mmpretrain.models
+
+from .engine import *  # noqa: F401,F403,E402
+from .models import *  # noqa: F401,F403,E402
+from .utils.checkpoint import allow_runner_checkpoint_types  # noqa: E402
 
 allow_runner_checkpoint_types()
 

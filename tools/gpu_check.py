@@ -73,8 +73,10 @@ class Check:
             out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
             out += f'\n[timed out after {timeout:.0f} s]'
             code = 124
-        self.log.write(out[-20000:] + '\n')
+        self.log.write(out[-20000:] + f'\n[exit code {code}]\n')
         self.log.flush()
+        if not out.strip():
+            out = f'no output, exit code {code}' + (' (killed by signal %d)' % -code if code < 0 else '')
         return code, out
 
     def step(self, stage, name, estimate, fn):
@@ -260,7 +262,7 @@ def numerics_job(device: str, small: bool) -> dict:
             passed = finite and err <= limits[name]
             ok &= passed
             rows.append(dict(layout='channels-last' if layout else 'NCHW', precision=name, rel_err=err,
-                             limit=limits[name], ok=passed))
+                             limit=limits[name], ok=passed, finite=finite))
     # with_cp: same outputs and gradients as without (training mode, fp32)
     grads = {}
     for cp in (False, True):
@@ -277,10 +279,10 @@ def numerics_job(device: str, small: bool) -> dict:
     cp_err = float((grads[True] - grads[False]).norm() / grads[False].norm())
     ok &= cp_err <= 1e-4
     rows.append(dict(layout='default', precision='with_cp grads vs without (fp32)', rel_err=cp_err, limit=1e-4,
-                     ok=cp_err <= 1e-4))
-    lines = ['| layout | precision | rel. error | limit | ok |', '|---|---|---|---|---|']
-    lines += [f'| {r["layout"]} | {r["precision"]} | {r["rel_err"]:.2e} | {r["limit"]:.0e} | {r["ok"]} |'
-              for r in rows]
+                     ok=cp_err <= 1e-4, finite=bool(torch.isfinite(grads[True]).all())))
+    lines = ['| layout | precision | rel. error | limit | all finite | ok |', '|---|---|---|---|---|---|']
+    lines += [f'| {r["layout"]} | {r["precision"]} | {r["rel_err"]:.2e} | {r["limit"]:.0e} | {r["finite"]} | '
+              f'{r["ok"]} |' for r in rows]
     worst = {r['precision']: r['rel_err'] for r in rows}
     summary = f'FishNet-{arch} {batch}x{size}x{size}: ' + ', '.join(
         f'{k} {v:.1e}' for k, v in worst.items()) + ' (max over layouts; limits ' + ', '.join(
@@ -315,7 +317,7 @@ def bench_backbone(c: Check, amp: bool):
 # ------------------------------------------------------------------------------------------- stage B
 
 def mmcv_ops(c: Check):
-    code, out = c.run([sys.executable, osp.abspath(__file__), '--ops', '--device', c.device],
+    code, out = c.run([sys.executable, '-X', 'faulthandler', osp.abspath(__file__), '--ops', '--device', c.device],
                       timeout=max(c.left() - 5, 1))
     found = re.findall(r'^OPS (.*)$', out, re.M)
     if code != 0 or not found:
@@ -327,7 +329,9 @@ def mmcv_ops(c: Check):
 def ops_job(device: str) -> dict:
     import torch
     import mmcv
+    print('importing mmcv.ops', flush=True)
     from mmcv.ops import RoIAlign, get_compiler_version, get_compiling_cuda_version, nms
+    print('mmcv.ops imported', flush=True)
     torch.manual_seed(0)
     feats = torch.rand(2, 16, 50, 60)
     xy = torch.rand(64, 2) * torch.tensor([50., 40.])
@@ -341,7 +345,9 @@ def ops_job(device: str) -> dict:
     info = f'mmcv {mmcv.__version__} compiled with CUDA {get_compiling_cuda_version()}, {get_compiler_version()}'
     if device != 'cuda':
         return dict(ok=True, summary=f'{info}; CPU ops ran (no CUDA comparison in small mode)')
+    print('CPU ops ran; CUDA RoIAlign next', flush=True)
     gpu_out = align(feats.cuda(), rois.cuda()).cpu()
+    print('CUDA RoIAlign ran; CUDA nms next', flush=True)
     gpu_keep = nms(boxes.cuda(), scores.cuda(), 0.5)[1].cpu()
     err = float((gpu_out - cpu_out).abs().max())
     same_keep = torch.equal(gpu_keep.sort().values, cpu_keep.sort().values)
@@ -420,9 +426,11 @@ def wait_for_build(c: Check, reserve: float) -> bool:
     if ok and full:  # from here on the subprocesses import the mmcv with CUDA ops
         paths = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p and not p.endswith('-mmcv-lite')]
         os.environ['PYTHONPATH'] = os.pathsep.join([full] + paths)
-    c.record('B', 'mmcv CUDA build', 'PASS' if ok else 'FAIL',
-             f'mmcv 2.1.0 with CUDA ops built in {float(seconds):.0f} s ({os.environ.get("TORCH_CUDA_ARCH_LIST", "")})'
-             + ('' if ok else '; see mmcv_build.log'), float(seconds))
+    arch = os.environ.get('TORCH_CUDA_ARCH_LIST', '')
+    built = (f'mmcv 2.1.0 with CUDA ops built in {float(seconds):.0f} s ({arch})' if float(seconds) else
+             f'mmcv 2.1.0 with CUDA ops ({arch}) reused from an earlier run\'s build')
+    c.record('B', 'mmcv CUDA build', 'PASS' if ok else 'FAIL', built + ('' if ok else '; see mmcv_build.log'),
+             float(seconds))
     return ok
 
 
