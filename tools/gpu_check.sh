@@ -4,6 +4,8 @@
 #   bash tools/gpu_check.sh --fetch-wheels     # once, on a machine with PyPI: the stack into .whl/ (~9 MB)
 #   bash tools/gpu_check.sh [--budget 540]     # on the GPU machine, which has torch but no OpenMMLab package
 #   bash tools/gpu_check.sh --small            # the flow on CPU at tiny sizes, in the project's venv
+#   GPU_CHECK_SAVE_BUILD=1 bash tools/gpu_check.sh   # also leaves the mmcv CUDA build in $OUT, in parts:
+#       cat them into .whl/prebuilt/mmcv-full.tar.xz and the next run on that GPU kind skips the build
 #
 # On the GPU machine it installs, from .whl/ and nothing else: mmengine, mmdet, mmpretrain and the pure-Python
 # packages the image lacks into $GPU_CHECK_SITE (PYTHONPATH), and mmcv 2.1.0 from its sdist twice:
@@ -30,8 +32,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
         model-index==0.1.11 ordered-set==4.1.0 platformdirs==4.14.8 importlib-metadata==8.7.0 \
         setuptools==80.9.0
     # the sdist; pip download would build its metadata (needs torch), so take the file alone
-    python3 -m pip download --no-deps --no-binary mmcv --no-build-isolation -d "$WHEELS" "mmcv==$MMCV_VERSION" \
-        || { echo "fetching the mmcv sdist needs torch importable by python3 (run it from the project's venv)"; exit 1; }
+    "${PYTHON:-$ROOT/.venv/bin/python}" -m pip download --no-deps --no-binary mmcv --no-build-isolation \
+        -d "$WHEELS" "mmcv==$MMCV_VERSION" \
+        || { echo "fetching the mmcv sdist needs torch importable (bash tools/setup_env.sh first)"; exit 1; }
     ls -la "$WHEELS"
     exit 0
 fi
@@ -105,5 +108,9 @@ fi
 PYTHONPATH="$LITE:$PYTHONPATH" GPU_CHECK_FULL_MMCV="$FULL" "$PY" tools/gpu_check.py --t0 "$T0" \
     --out "$OUT_DIR" --build-status "$STATUS" "$@" || rc=$?
 tail -c 60000 "$BUILD_LOG" > "$OUT_DIR/mmcv_build.log" 2>/dev/null || true
+if [ "${GPU_CHECK_SAVE_BUILD:-0}" = 1 ] && [ -f "$STATUS" ] && [ "$(cut -d' ' -f1 "$STATUS")" = 0 ]; then
+    # the CUDA build, for .whl/prebuilt/ of the next run: parts of 15 MiB (the device tool returns <= 16 MiB a file)
+    tar -cf - -C "$(dirname "$FULL")" "$(basename "$FULL")" | xz -1 -T0 | split -b 15M -d - "$OUT_DIR/mmcv-full.tar.xz.part."
+fi
 rm -f "$OUT_DIR/mmcv_lite.log"
 exit "${rc:-0}"
