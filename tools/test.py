@@ -68,9 +68,9 @@ def main(argv=None):
         check_checkpoint_fits(model, weights, args.checkpoint)
         del weights
     metrics = runner.test()
-    teardown_distributed()
     print(metrics)
+    teardown_distributed()
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    sys.exit(run_cli(main))
