@@ -13,9 +13,18 @@ def write_config(path, base, body):
     return str(path)
 
 
+def cpu_tool_env(**extra):
+    """The environment of a tool a test runs: this interpreter, a fixed hash seed and no GPU. The tool runs
+    test the CPU path (gloo ranks, results exact on CPU), so on a machine with GPUs they hide them
+    (``CUDA_VISIBLE_DEVICES=''``) instead of taking the NCCL path with several ranks on one GPU."""
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONHASHSEED='0', CUDA_VISIBLE_DEVICES='')
+    env.update(extra)
+    return env
+
+
 def run_tool(*args, env=None, timeout=900, tool_env=None):
-    """Run a tools/ script (or a shell script) with this interpreter from the repo root."""
-    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONHASHSEED='0', **(tool_env or {}))
+    """Run a tools/ script (or a shell script) with this interpreter from the repo root, on CPU."""
+    full_env = cpu_tool_env(**(tool_env or {}))
     if args[0].endswith('.sh'):
         cmd = ['bash', os.path.join(ROOT, args[0]), *args[1:]]
     else:

@@ -151,8 +151,13 @@ def test_converter_bad_arguments():
 
 
 def test_syncbn_on_cpu_is_refused(tmp_path, cls_data):
+    """Also on a machine with GPUs, simulated by tests/plugins/fake_gpu (torch.cuda.is_available() is True
+    unless CUDA_VISIBLE_DEVICES is empty): the suite's tool runs used to take the NCCL path there and met no
+    refusal (issue 11)."""
     cfg = tiny_cls_config(tmp_path, cls_data, extra="model = dict(backbone=dict(norm_cfg=dict(type='SyncBN')))")
+    fake_gpu = os.path.join(ROOT, 'tests', 'plugins', 'fake_gpu')
     proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(tmp_path / 'w'),
-                    tool_env=dict(PORT=str(21000 + os.getpid() % 1000)))
+                    tool_env=dict(PORT=str(21000 + os.getpid() % 1000),
+                                  PYTHONPATH=fake_gpu + os.pathsep + os.environ.get('PYTHONPATH', '')))
     assert proc.returncode != 0
     assert 'SyncBN needs GPUs' in proc.stdout + proc.stderr
