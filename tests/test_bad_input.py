@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import ROOT, run_tool, save_toy_classifier, tiny_cls_config
 from mmfishnet.datasets import make_toy_classification
 from mmfishnet.models import FishNet
 from mmfishnet.utils.checkpoint import CheckpointError
@@ -22,11 +22,7 @@ def cls_data(tmp_path_factory):
 def fishnet99_ckpt(tmp_path_factory):
     """A converted-layout FishNet-99 classifier checkpoint (random weights)."""
     path = tmp_path_factory.mktemp('ckpt') / 'fishnet99.pth'
-    backbone = FishNet(arch='99', out_indices=(11, ))
-    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-    state['head.fc.weight'] = torch.zeros(4, 1056)
-    state['head.fc.bias'] = torch.zeros(4)
-    torch.save({'state_dict': state, 'meta': {'arch': 'fishnet99'}}, path)
+    save_toy_classifier(path)
     return path
 
 

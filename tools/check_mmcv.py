@@ -74,7 +74,7 @@ def check(version: str) -> str:
     _, keep = nms(boxes, scores, 0.5)
     if keep.tolist() != [0, 2]:  # box 1 overlaps box 0 with IoU 0.81
         raise CheckFailed(f'mmcv nms on CPU kept {keep.tolist()} instead of [0, 2]')
-    compiled = get_compiling_cuda_version()
+    compiled = get_compiling_cuda_version()  # 'not available' without CUDA (mmcv's ops/csrc/pytorch/info.cpp)
     if not torch.cuda.is_available():
         if os.environ.get('FORCE_CUDA', '0') == '1':
             if compiled == 'not available':

@@ -58,8 +58,10 @@ if ! mmcv_ops_ok; then
     mkdir -p "$WHEEL_DIR"
     wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
     if [ -z "$wheel" ]; then
-        if [[ $flavour != *-cpu ]] && ! "$PY" -c "from torch.utils.cpp_extension import CUDA_HOME; assert CUDA_HOME" 2>/dev/null; then
-            log "ERROR: building mmcv's CUDA ops ($flavour) needs the CUDA toolkit of torch's CUDA (nvcc on PATH or CUDA_HOME)"
+        if [[ $flavour != *-cpu ]] \
+                && ! "$PY" -c "from torch.utils.cpp_extension import CUDA_HOME; assert CUDA_HOME" 2>/dev/null; then
+            log "ERROR: building mmcv's CUDA ops ($flavour) needs the CUDA toolkit of torch's CUDA version" \
+                "(nvcc on PATH or CUDA_HOME)"
             exit 1
         fi
         log "building mmcv $MMCV_VERSION with ops ($flavour); this takes ~17 min on 2 cores, once"

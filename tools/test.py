@@ -68,7 +68,9 @@ def main(argv=None):
         check_checkpoint_fits(model, weights, args.checkpoint)
         del weights
     metrics = runner.test()
-    print(metrics)
+    from mmengine.dist import is_main_process
+    if is_main_process():  # every rank holds the same metrics
+        print(metrics, flush=True)
     teardown_distributed()
 
 
