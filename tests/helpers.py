@@ -13,9 +13,19 @@ def write_config(path, base, body):
     return str(path)
 
 
+def cpu_tool_env(**extra):
+    """The environment of a tool a test runs: this interpreter, a fixed hash seed and no GPU. The tool runs
+    test the CPU path (gloo ranks, results exact on CPU), so on a machine with GPUs they hide them
+    (``CUDA_VISIBLE_DEVICES=''``) instead of taking the NCCL path with several ranks on one GPU. An ``extra``
+    value of None removes that variable."""
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONHASHSEED='0', CUDA_VISIBLE_DEVICES='')
+    env.update(extra)
+    return {k: v for k, v in env.items() if v is not None}
+
+
 def run_tool(*args, env=None, timeout=900, tool_env=None):
-    """Run a tools/ script (or a shell script) with this interpreter from the repo root."""
-    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONHASHSEED='0', **(tool_env or {}))
+    """Run a tools/ script (or a shell script) with this interpreter from the repo root, on CPU."""
+    full_env = cpu_tool_env(**(tool_env or {}))
     if args[0].endswith('.sh'):
         cmd = ['bash', os.path.join(ROOT, args[0]), *args[1:]]
     else:
@@ -54,3 +64,24 @@ log_processor = dict(window_size=1)
 {extra}
 """
     return write_config(tmp_path / name, 'configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py', body)
+
+
+def toy_cls_data(tmp_path_factory, name, num_train, num_val, size=32):
+    """A toy classification dataset (4 shape classes) in a new tmp folder."""
+    from mmfishnet.datasets import make_toy_classification
+    root = tmp_path_factory.mktemp(name)
+    make_toy_classification(str(root), num_train=num_train, num_val=num_val, size=size)
+    return root
+
+
+def save_toy_classifier(path, arch='99', extra=None):
+    """Save a converted-layout FishNet classifier checkpoint with random weights and the toy configs' 4
+    classes, as tools/test.py and a ``Pretrained`` init_cfg (prefix ``backbone.``) load it. Returns the
+    backbone whose weights were saved."""
+    import torch
+    from mmfishnet.models import FishNet
+    backbone = FishNet(arch=arch, out_indices=(11, ))
+    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state.update({'head.fc.weight': torch.zeros(4, 1056), 'head.fc.bias': torch.zeros(4)})
+    torch.save({'state_dict': state, 'meta': {'arch': f'fishnet{arch}'}, **(extra or {})}, path)
+    return backbone

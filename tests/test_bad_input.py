@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import ROOT, run_tool, save_toy_classifier, tiny_cls_config
 from mmfishnet.datasets import make_toy_classification
 from mmfishnet.models import FishNet
 from mmfishnet.utils.checkpoint import CheckpointError
@@ -22,11 +22,7 @@ def cls_data(tmp_path_factory):
 def fishnet99_ckpt(tmp_path_factory):
     """A converted-layout FishNet-99 classifier checkpoint (random weights)."""
     path = tmp_path_factory.mktemp('ckpt') / 'fishnet99.pth'
-    backbone = FishNet(arch='99', out_indices=(11, ))
-    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-    state['head.fc.weight'] = torch.zeros(4, 1056)
-    state['head.fc.bias'] = torch.zeros(4)
-    torch.save({'state_dict': state, 'meta': {'arch': 'fishnet99'}}, path)
+    save_toy_classifier(path)
     return path
 
 
@@ -151,8 +147,13 @@ def test_converter_bad_arguments():
 
 
 def test_syncbn_on_cpu_is_refused(tmp_path, cls_data):
+    """Also on a machine with GPUs, simulated by tests/plugins/fake_gpu (torch.cuda.is_available() is True
+    unless CUDA_VISIBLE_DEVICES is empty): the suite's tool runs used to take the NCCL path there and met no
+    refusal (issue 11)."""
     cfg = tiny_cls_config(tmp_path, cls_data, extra="model = dict(backbone=dict(norm_cfg=dict(type='SyncBN')))")
+    fake_gpu = os.path.join(ROOT, 'tests', 'plugins', 'fake_gpu')
     proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(tmp_path / 'w'),
-                    tool_env=dict(PORT=str(21000 + os.getpid() % 1000)))
+                    tool_env=dict(PORT=str(21000 + os.getpid() % 1000),
+                                  PYTHONPATH=fake_gpu + os.pathsep + os.environ.get('PYTHONPATH', '')))
     assert proc.returncode != 0
     assert 'SyncBN needs GPUs' in proc.stdout + proc.stderr

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import ROOT, cpu_tool_env, run_tool, tiny_cls_config
 from mmfishnet.datasets import make_toy_classification
 from mmfishnet.engine import NonFiniteLossHook
 from mmfishnet.utils.checkpoint import atomic_save, find_resumable_checkpoint, is_complete_checkpoint
@@ -37,7 +37,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, cls_data):
 
     work = tmp_path / 'killed'
     cmd = [sys.executable, os.path.join(ROOT, 'tools/train.py'), cfg, '--work-dir', str(work)]
-    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=cpu_tool_env())  # on CPU as the reference run, also on a GPU machine
     killed_at = None
     deadline = time.time() + 600
     for line in child.stdout:

@@ -8,11 +8,13 @@
 #   1. a venv (Python >= 3.9; default ./.venv);
 #   2. torch 2.14.1 + torchvision 0.29.1, pinned as a pair;
 #   3. mmcv 2.1.0 *with its compiled ops*, built once from PyPI's sdist and kept as a wheel in
-#      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch and CPU/CUDA, so that
-#      a second run, or another clone on the same machine, reuses it instead of rebuilding (~17 min);
+#      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch, torch's CUDA version and
+#      the GPU architectures (tools/check_mmcv.py --wheel-key), so that a second run, or another clone or
+#      node with the same software and GPUs, reuses it instead of rebuilding (~17 min);
 #   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e).
-# On a machine where torch sees CUDA (or with FORCE_CUDA=1 and nvcc on PATH), mmcv's CUDA ops are built
-# too and the wheel is cached under a separate "cuda" key.
+# On a machine where torch sees CUDA, mmcv's CUDA ops are built too, for its GPUs, and the check runs them
+# on a GPU (tools/check_mmcv.py). On a machine without GPUs (a login node) building for GPU nodes:
+#   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" bash tools/setup_env.sh   # nvcc of torch's CUDA on PATH
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,14 +48,22 @@ else
     "${PIP[@]}" install -q "${BUILD_PINS[@]}"
 fi
 
-mmcv_ops_ok() { "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'; from mmcv.ops import RoIAlign, nms" >/dev/null 2>&1; }
+# mmcv of this version whose ops run here: on a GPU, its CUDA ops on a CUDA tensor (tools/check_mmcv.py)
+MMCV_CHECK=("$PY" "$ROOT/tools/check_mmcv.py")
+mmcv_ops_ok() { "${MMCV_CHECK[@]}" "$MMCV_VERSION" >/dev/null 2>&1; }
 
 if ! mmcv_ops_ok; then
-    flavour=$("$PY" -c "import os, sys, torch; cuda = torch.cuda.is_available() or os.getenv('FORCE_CUDA') == '1'; print(f'cp{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split(\"+\")[0]}-' + ('cuda' if cuda else 'cpu'))")
+    flavour=$("${MMCV_CHECK[@]}" --wheel-key)
     WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-$flavour"
     mkdir -p "$WHEEL_DIR"
     wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
     if [ -z "$wheel" ]; then
+        if [[ $flavour != *-cpu ]] \
+                && ! "$PY" -c "from torch.utils.cpp_extension import CUDA_HOME; assert CUDA_HOME" 2>/dev/null; then
+            log "ERROR: building mmcv's CUDA ops ($flavour) needs the CUDA toolkit of torch's CUDA version" \
+                "(nvcc on PATH or CUDA_HOME)"
+            exit 1
+        fi
         log "building mmcv $MMCV_VERSION with ops ($flavour); this takes ~17 min on 2 cores, once"
         work=$(mktemp -d)
         trap 'rm -rf "$work"' EXIT
@@ -73,11 +83,10 @@ if ! mmcv_ops_ok; then
     "${PIP[@]}" install --no-deps --force-reinstall "$wheel"
     # mmcv's own runtime requirements (its wheel was installed without deps); mmcv.ops needs mmengine.
     "${PIP[@]}" install -q addict packaging Pillow pyyaml yapf "opencv-python<4.11" "numpy<2" mmengine==0.10.7
-    mmcv_ops_ok || { log "ERROR: mmcv installed but 'from mmcv.ops import RoIAlign, nms' fails:";
-        "$PY" -c "from mmcv.ops import RoIAlign, nms" || true; exit 1; }
-else
-    log "mmcv $MMCV_VERSION with ops already installed"
+    mmcv_ops_ok || { log "ERROR: mmcv installed from $wheel but its ops do not run here:";
+        "${MMCV_CHECK[@]}" "$MMCV_VERSION" || true; exit 1; }
 fi
+log "$("${MMCV_CHECK[@]}" "$MMCV_VERSION")"
 
 if ! have mmdet 3.3.0 || ! have mmpretrain 1.2.0 || ! have mmengine 0.10.7 \
         || ! "$PY" -c "import mmfishnet, pytest, pycocotools" >/dev/null 2>&1; then

@@ -68,9 +68,11 @@ def main(argv=None):
         check_checkpoint_fits(model, weights, args.checkpoint)
         del weights
     metrics = runner.test()
+    from mmengine.dist import is_main_process
+    if is_main_process():  # every rank holds the same metrics
+        print(metrics, flush=True)
     teardown_distributed()
-    print(metrics)
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    sys.exit(run_cli(main))

@@ -41,7 +41,9 @@ def load_config(args):
     if getattr(args, 'trust_checkpoint', False):
         # torch >= 2.6 honours this for every torch.load that does not pass weights_only itself,
         # which is how mmengine 0.10.7 loads resume, load_from and Pretrained checkpoints.
-        os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
+        # FishNet's Pretrained loading reads it too (mmfishnet.utils.checkpoint.trust_requested).
+        from mmfishnet.utils.checkpoint import TRUST_ENV
+        os.environ[TRUST_ENV] = '1'
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -91,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    sys.exit(run_cli(main))

@@ -1,7 +1,8 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
-from .hooks import (AtomicLocalBackend, NonFiniteLossHook, NumClassesCheckHook, RandomStateHook,
-                    SafeCheckpointHook)
+from .hooks import (AtomicLocalBackend, NonFiniteLossError, NonFiniteLossHook, NumClassesCheckHook,
+                    RandomStateHook, SafeCheckpointHook)
 
 __all__ = [
-    'AtomicLocalBackend', 'NonFiniteLossHook', 'NumClassesCheckHook', 'RandomStateHook', 'SafeCheckpointHook'
+    'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook', 'RandomStateHook',
+    'SafeCheckpointHook'
 ]

@@ -1,10 +1,11 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Hooks that keep long training runs safe: a non-finite loss stops training at once, and checkpoints are
 written so that a kill at any moment leaves the last complete checkpoint loadable."""
+import math
 from collections import deque
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import all_gather_object, all_reduce, get_rank, get_world_size, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
@@ -63,14 +64,26 @@ class SafeCheckpointHook(CheckpointHook):
                     self.file_backend.remove(path)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (raised on every rank by :class:`NonFiniteLossHook`)."""
+
+
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
     """Stop training when the loss becomes NaN or infinite, naming the iteration, before a checkpoint of
     the broken weights can be saved (runs ahead of the checkpoint hook).
 
+    In a distributed run the ranks agree first (one all-reduce of a flag per check): when the loss of any
+    rank is not finite, every rank raises :class:`NonFiniteLossError` with the same message, naming the
+    ranks and their non-finite terms. No rank goes on into the next collective to wait there for peers
+    that have stopped, and every rank exits with the same error code (``tools/train.py``: 2).
+
+    Only the loss is checked. Under AMP (``AmpOptimWrapper`` with a dynamic loss scale) an overflow of the
+    *scaled* gradients is normal, the optimizer step is skipped and the scale lowered, and training goes on.
+
     Args:
-        interval (int): Check every ``interval`` iterations. Default: 1 (the loss is already synchronised
-            for logging every iteration, so this costs nothing extra).
+        interval (int): Check every ``interval`` iterations. Default: 1 (the check reads one scalar the
+            logger reads anyway, plus one scalar all-reduce in a distributed run).
     """
 
     priority = 'ABOVE_NORMAL'
@@ -81,17 +94,37 @@ class NonFiniteLossHook(Hook):
         self.interval = interval
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if not outputs or 'loss' not in outputs or not self.every_n_train_iters(runner, self.interval):
+        if not self.every_n_train_iters(runner, self.interval):
             return
-        loss = outputs['loss']
-        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
-            parts = {k: float(v) for k, v in outputs.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
-            bad = ', '.join(f'{k}={v}' for k, v in parts.items() if not torch.isfinite(torch.tensor(v)))
-            raise FloatingPointError(
-                f'the loss became {float(loss)} at iteration {runner.iter + 1} (epoch {runner.epoch + 1}, '
-                f'batch {batch_idx + 1}); training stopped before saving it. Non-finite terms: {bad}. Lower '
-                f'the learning rate or set optim_wrapper.clip_grad, check the data, and restart from the last '
-                f'checkpoint with --resume')
+        loss = (outputs or {}).get('loss')
+        mine = None
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
+            terms = {k: float(v) for k, v in outputs.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+            mine = dict(rank=get_rank(), loss=float(loss),
+                        terms={k: v for k, v in terms.items() if not math.isfinite(v)})
+        reports = [mine] if mine else []
+        world_size = get_world_size()
+        if world_size > 1:  # every rank takes part, whatever its own loss
+            flag = torch.tensor(0. if mine is None else 1.)
+            all_reduce(flag, op='max')
+            if flag.item() > 0:
+                reports = [r for r in all_gather_object(mine) if r]
+        if reports:
+            raise NonFiniteLossError(self._message(runner, batch_idx, reports, world_size))
+
+    @staticmethod
+    def _message(runner, batch_idx: int, reports: list, world_size: int) -> str:
+        where = ''
+        terms = ', '.join(f'{k}={v}' for k, v in reports[0]['terms'].items())
+        if world_size > 1:
+            ranks = [r['rank'] for r in reports]
+            where = f" on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} of {world_size}"
+            terms = '; '.join(f"rank {r['rank']}: " + ', '.join(f'{k}={v}' for k, v in r['terms'].items())
+                              for r in reports)
+        return (f"the loss became {reports[0]['loss']} at iteration {runner.iter + 1} (epoch {runner.epoch + 1}, "
+                f'batch {batch_idx + 1}){where}; training stopped before saving it. Non-finite terms: {terms}. '
+                f'Lower the learning rate or set optim_wrapper.clip_grad, check the data, and restart from the '
+                f'last checkpoint with --resume')
 
 
 def _own_random_state() -> dict:

@@ -78,10 +78,9 @@ def check_pretrained_paths(cfg) -> None:
 
 
 def check_checkpoint(path: str, trust: bool = False):
-    """A checkpoint given to train (load_from / resume) or test must exist, be readable and not be an
-    official (unconverted) FishNet file. Returns its state dict (None for remote paths)."""
-    if '://' in path:
-        return None
+    """A checkpoint given to train (load_from / resume) or test must exist, be readable (weights only, unless
+    ``trust``) and not be an official (unconverted) FishNet file. URLs and mmengine's other prefixes are
+    fetched and checked the same way. Returns its state dict."""
     from .checkpoint import load_file
     state = load_file(path, trust=trust, trust_flag='--trust-checkpoint')
     weights = state.get('state_dict', state) if isinstance(state, dict) else None

@@ -2,8 +2,9 @@
 """Distributed training without GPUs: the one place mmfishnet departs from mmengine's launcher.
 
 mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper is given
-``device_ids=[local_rank]``; both fail on a CPU-only machine. Where CUDA is available nothing here
-changes anything: mmengine initialises NCCL as usual. Without CUDA, :func:`setup_cpu_distributed`
+``device_ids=[local_rank]``; both fail on a CPU-only machine. Where CUDA is available mmengine
+initialises NCCL as usual (under Slurm with the rendezvous address and port set here first, see
+:func:`prepare_slurm_env`). Without CUDA, :func:`setup_cpu_distributed`
 creates the gloo process group itself (from the ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``
 environment that ``torchrun`` or Slurm provides) before the Runner is built, so the Runner skips
 ``init_dist``, and asks for a DDP wrapper without ``device_ids``. torch's SyncBN needs GPUs, so on CPU
@@ -14,9 +15,25 @@ import os
 import torch
 import torch.distributed as dist
 
+from .cli import UserError
 
-def _slurm_env_to_torch_env() -> None:
-    """Fill the env:// variables from Slurm's when launched by ``srun`` (``--launcher slurm``)."""
+
+def slurm_master_port() -> str:
+    """The rendezvous port of a Slurm job: ``MASTER_PORT`` (or ``PORT``) when set, else one derived from
+    ``SLURM_JOB_ID`` (20000-29999, below Linux's ephemeral range), so that two jobs sharing a node do not
+    both take torch's default 29500; 29500 outside a Slurm job."""
+    port = os.environ.get('MASTER_PORT') or os.environ.get('PORT')
+    if port:
+        return port
+    job = os.environ.get('SLURM_JOB_ID', '')
+    return str(20000 + int(job) % 10000) if job.isdigit() else '29500'
+
+
+def prepare_slurm_env() -> None:
+    """Fill the env:// variables from Slurm's in a task started by ``srun`` (``--launcher slurm``), on GPUs
+    and CPUs alike (mmengine's own Slurm set-up keeps a ``MASTER_ADDR``/``MASTER_PORT`` it finds): the
+    first host of the job (``scontrol show hostnames``, its standard output only) and
+    :func:`slurm_master_port`."""
     if 'SLURM_PROCID' not in os.environ:
         return
     os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
@@ -24,10 +41,18 @@ def _slurm_env_to_torch_env() -> None:
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     if 'MASTER_ADDR' not in os.environ:
         import subprocess
-        nodes = os.environ.get('SLURM_NODELIST', '127.0.0.1')
-        first = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1') or '127.0.0.1'
-        os.environ['MASTER_ADDR'] = first
-    os.environ.setdefault('MASTER_PORT', '29500')
+        nodes = os.environ.get('SLURM_JOB_NODELIST') or os.environ.get('SLURM_NODELIST', '')
+        try:
+            found = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True, text=True)
+        except OSError as e:
+            raise UserError(f'scontrol cannot be run ({e.strerror}) to find the first host of {nodes!r}; '
+                            f'set MASTER_ADDR') from e
+        hosts = found.stdout.split()
+        if found.returncode != 0 or not hosts:
+            raise UserError(f'scontrol show hostnames {nodes} failed: {found.stderr.strip()[:300]}; set '
+                            f'MASTER_ADDR')
+        os.environ['MASTER_ADDR'] = hosts[0]
+    os.environ['MASTER_PORT'] = slurm_master_port()
 
 
 def _uses_syncbn(cfg) -> bool:
@@ -35,17 +60,18 @@ def _uses_syncbn(cfg) -> bool:
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
-    """Prepare ``cfg`` (in place) for a multi-process run on CPU. Returns True when it did."""
+    """Prepare ``cfg`` (in place) for a multi-process run on CPU. Returns True when it did. Under Slurm
+    it fills the rendezvous environment first, also on GPUs (:func:`prepare_slurm_env`)."""
+    if launcher == 'slurm':
+        prepare_slurm_env()
     if launcher == 'none' or torch.cuda.is_available():
         return False
     if launcher not in ('pytorch', 'slurm'):
-        raise ValueError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '
+        raise UserError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '
                          f'(tools/dist_train.sh) or slurm')
     if _uses_syncbn(cfg):
-        raise ValueError("SyncBN needs GPUs (torch's SyncBatchNorm has no CPU kernel); on CPU train with "
+        raise UserError("SyncBN needs GPUs (torch's SyncBatchNorm has no CPU kernel); on CPU train with "
                          "--cfg-options model.backbone.norm_cfg.type=BN")
-    if launcher == 'slurm':
-        _slurm_env_to_torch_env()
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', init_method='env://')
     cfg.setdefault('env_cfg', {})
@@ -58,17 +84,11 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     return True
 
 
-def teardown_distributed() -> None:
-    """Wait for every rank, then close the process group. Without this, a gloo process can abort at
-    interpreter exit ('terminate called without an active exception') while its peers still talk."""
+def teardown_distributed(wait: bool = True) -> None:
+    """Close the process group: after a barrier when ``wait`` (the run ended on every rank), at once
+    otherwise (an error; the other ranks may be gone). A gloo process that exits with its group open
+    aborts ('terminate called without an active exception') instead of returning its exit code."""
     if dist.is_available() and dist.is_initialized():
-        cpu = dist.get_backend() == 'gloo'
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
-        if cpu:  # gloo's threads can still abort the interpreter's teardown: leave without it
-            import logging
-            import sys
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)

@@ -357,9 +357,10 @@ class FishNet(BaseModule):
                 nn.init.zeros_(m.bias)
 
     def init_weights(self) -> None:
-        """A ``Pretrained`` init_cfg is loaded strictly for the built stages (see
-        :func:`mmfishnet.utils.checkpoint.load_pretrained_backbone`): a wrong file fails here, instead of
-        training silently from random weights. Other init_cfgs go through mmengine as usual."""
+        """A ``Pretrained`` init_cfg (a local file, a URL or another of mmengine's checkpoint prefixes) is
+        loaded strictly for the built stages (see :func:`mmfishnet.utils.checkpoint.load_pretrained_backbone`):
+        a wrong file fails here, instead of training silently from random weights. Other init_cfgs go
+        through mmengine as usual."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             from mmengine.logging import print_log
