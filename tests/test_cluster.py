@@ -200,8 +200,7 @@ def test_mmcv_without_cuda_ops_is_refused_where_torch_sees_a_gpu(check_mmcv, mon
     """Bug: setup_env.sh only imported mmcv.ops, so an mmcv built on a GPU-less login node passed on the GPU
     nodes and failed at their first CUDA RoIAlign. Simulated: torch sees a GPU, mmcv compiled no CUDA."""
     import mmcv
-    import mmcv.ops
-    monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: 'not available')
+    monkeypatch.setattr(check_mmcv, 'compiled_cuda_version', lambda: 'not available')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.delenv('FORCE_CUDA', raising=False)
     assert 'ops on CPU' in check_mmcv.check(mmcv.__version__)  # a CPU machine: fine
@@ -214,6 +213,26 @@ def test_mmcv_without_cuda_ops_is_refused_where_torch_sees_a_gpu(check_mmcv, mon
     monkeypatch.setenv('FORCE_CUDA', '1')  # a login-node build for GPU nodes must have compiled them
     with pytest.raises(check_mmcv.CheckFailed, match='FORCE_CUDA=1 but mmcv was built without its CUDA ops'):
         check_mmcv.check(mmcv.__version__)
+
+
+def test_mmcv_cuda_version_query_that_crashes_does_not_stop_the_check(check_mmcv, monkeypatch):
+    """Bug (seen on the lent H200, mmcv 2.1.0 built with nvcc 13.0): mmcv's get_compiling_cuda_version()
+    kills its process with a segmentation fault; asked in setup_env's own process it took the set-up down
+    though the CUDA ops work. Simulated: an extension with CUDA code whose version query segfaults."""
+    monkeypatch.setattr(check_mmcv, '_ext_has_cuda_code', lambda: True)
+    monkeypatch.setattr(check_mmcv, 'VERSION_QUERY', 'import ctypes; ctypes.string_at(0)')
+    assert check_mmcv.compiled_cuda_version().startswith('unknown (')
+    monkeypatch.setattr(check_mmcv, 'VERSION_QUERY', "print('13.0')")
+    assert check_mmcv.compiled_cuda_version() == '13.0'
+
+
+def test_mmcv_built_here_has_no_cuda_code(check_mmcv):
+    """The CUDA-code test reads the extension itself: this machine's mmcv was built without CUDA, so a login
+    node's build for GPU nodes that lacked them would be told apart the same way."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine's mmcv is built with its CUDA ops")
+    assert check_mmcv.compiled_cuda_version() == 'not available'
+    assert check_mmcv.check(__import__('mmcv').__version__).endswith('(no GPU visible)')
 
 
 def test_mmcv_check_on_this_machine():

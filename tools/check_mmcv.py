@@ -17,6 +17,7 @@ architectures the kernels are built for (``TORCH_CUDA_ARCH_LIST``, else those of
 """
 import os
 import re
+import subprocess
 import sys
 
 
@@ -56,6 +57,33 @@ def wheel_key() -> str:
     return f"{key}-cu{torch.version.cuda.replace('.', '')}-sm{sm}"
 
 
+# mmcv's own report of the CUDA it was compiled with, asked in a child process: built with nvcc 13.0 for
+# torch 2.11 (the lent H200, 2026-11-26), mmcv 2.1.0's get_compiling_cuda_version() kills the process with a
+# segmentation fault although its CUDA ops work, and it must not take setup_env.sh down with it.
+VERSION_QUERY = 'from mmcv.ops import get_compiling_cuda_version as v; print(v())'
+
+
+def _ext_has_cuda_code() -> bool:
+    """Whether mmcv's compiled extension holds CUDA kernels: nvcc's host code registers each object's fat
+    binary through __cudaRegisterFatBinary, which no CPU-only object file references."""
+    import importlib
+    ext = importlib.import_module('mmcv._ext')
+    with open(ext.__file__, 'rb') as f:
+        return b'__cudaRegisterFatBinary' in f.read()
+
+
+def compiled_cuda_version() -> str:
+    """'not available' for an mmcv built without CUDA ops; else the CUDA version it was compiled with, as
+    mmcv reports it, or 'unknown (...)' where asking crashes."""
+    if not _ext_has_cuda_code():
+        return 'not available'
+    proc = subprocess.run([sys.executable, '-c', VERSION_QUERY], capture_output=True, text=True)
+    answer = proc.stdout.strip()
+    if proc.returncode != 0 or not answer:
+        return f"unknown (mmcv's get_compiling_cuda_version() failed with exit code {proc.returncode})"
+    return answer
+
+
 def check(version: str) -> str:
     """Raise :class:`CheckFailed` unless mmcv ``version`` can run its ops here; return what was proved."""
     import torch
@@ -66,7 +94,7 @@ def check(version: str) -> str:
     if mmcv.__version__ != version:
         raise CheckFailed(f'mmcv {mmcv.__version__} is installed, {version} is wanted')
     try:
-        from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms
+        from mmcv.ops import RoIAlign, nms
     except ImportError as e:
         raise CheckFailed(f'mmcv {version} has no compiled ops ({e}); build it with MMCV_WITH_OPS=1') from e
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
@@ -74,7 +102,7 @@ def check(version: str) -> str:
     _, keep = nms(boxes, scores, 0.5)
     if keep.tolist() != [0, 2]:  # box 1 overlaps box 0 with IoU 0.81
         raise CheckFailed(f'mmcv nms on CPU kept {keep.tolist()} instead of [0, 2]')
-    compiled = get_compiling_cuda_version()  # 'not available' without CUDA (mmcv's ops/csrc/pytorch/info.cpp)
+    compiled = compiled_cuda_version()
     if not torch.cuda.is_available():
         if os.environ.get('FORCE_CUDA', '0') == '1':
             if compiled == 'not available':
