@@ -10,7 +10,8 @@
 #   3. mmcv 2.1.0 *with its compiled ops*, built once from PyPI's sdist and kept as a wheel in
 #      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch and CPU/CUDA, so that
 #      a second run, or another clone on the same machine, reuses it instead of rebuilding (~17 min);
-#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e).
+#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e);
+#   5. mmsegmentation 1.2.2 with ftfy and regex.
 # On a machine where torch sees CUDA (or with FORCE_CUDA=1 and nvcc on PATH), mmcv's CUDA ops are built
 # too and the wheel is cached under a separate "cuda" key.
 set -euo pipefail
@@ -84,6 +85,18 @@ if ! have mmdet 3.3.0 || ! have mmpretrain 1.2.0 || ! have mmengine 0.10.7 \
     log "installing ${OTHER_PINS[*]} and mmfishnet (editable)"
     "${PIP[@]}" install "${OTHER_PINS[@]}" "mmcv==$MMCV_VERSION"
     "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+# mmsegmentation 1.2.2 (the last release). Its requirements name no mmcv/mmengine, so installing it leaves the
+# built mmcv alone; at import it asserts 2.0.0rc4 <= mmcv < 2.2.0 (2.1.0 passes) and mmengine < 1.0.
+# mmseg.utils imports ftfy and regex (its CLIP tokenizer), which it lists only as extras: pinned here.
+SEG_PINS=(mmsegmentation==1.2.2 ftfy==6.3.1 regex==2026.11.15)
+mmseg_ok() { "$PY" -c "import mmseg.utils, mmseg.models; assert mmseg.__version__ == '1.2.2'" >/dev/null 2>&1; }
+if ! mmseg_ok; then
+    log "installing ${SEG_PINS[*]}"
+    "${PIP[@]}" install "${SEG_PINS[@]}" "mmcv==$MMCV_VERSION" mmengine==0.10.7 "numpy<2"
+    mmseg_ok || { log "ERROR: mmsegmentation installed but does not import:";
+        "$PY" -c "import mmseg.utils, mmseg.models" || true; exit 1; }
 fi
 
 "$PY" - <<'PYEOF'
