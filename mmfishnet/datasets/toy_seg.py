@@ -21,8 +21,9 @@ import shutil
 import numpy as np
 from PIL import Image
 
-SEG_CLASSES = ('background', ) + ('circle', 'square', 'triangle')
-SEG_PALETTE = [(0, 0, 0), (220, 20, 60), (0, 128, 255), (0, 200, 0)]
+from .toy_data import DET_CLASSES
+
+SEG_CLASSES = ('background', ) + DET_CLASSES
 
 
 def make_toy_seg(out_dir: str, coco_dir: str) -> dict:
