@@ -225,7 +225,7 @@ def test_train_then_test_beats_predicting_background(tmp_path, seg_data):
     background_only = 100 * summary['val']['background_share'] / len(SEG_CLASSES)
     print(f"toy mIoU {metrics['mIoU']:.2f} vs background everywhere {background_only:.2f}")
     assert metrics['mIoU'] > 1.5 * background_only
-    drawn = glob.glob(str(work / 'vis' / 'vis_image' / '*.png'))
+    drawn = glob.glob(str(work / 'vis' / 'vis_data' / 'vis_image' / '*.png'))
     assert len(drawn) == 16  # one picture per val image
 
 

@@ -42,5 +42,5 @@ Done. Outputs:
   toy classifier:   $CLS_CKPT (logs and top-1 in $WORK/toy_cls/)
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
-  toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_image/)
+  toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_data/vis_image/)
 MSG

@@ -23,7 +23,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump predictions to this pickle file')
     parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
                         "(relative to the work dir's timestamp folder; for mmseg configs to the work dir, "
-                        'pictures in its vis_image/)')
+                        'pictures in its vis_data/vis_image/)')
     return parse_runner_args(parser, argv)
 
 

