@@ -290,3 +290,12 @@ def test_num_classes_of_the_auxiliary_head_against_the_dataset(tmp_path, seg_dat
     err = one_line_error(run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')))
     assert 'model.auxiliary_head.num_classes=150 but the train dataset has 4 classes' in err
     assert 'set model.auxiliary_head.num_classes=4' in err
+
+
+def test_syncbn_on_cpu_names_every_entry_to_replace():
+    """mmseg's models use SyncBN in the backbone and both heads: the CPU multi-process refusal must name
+    all three (catches a message that fixes the backbone only, after which the run fails again)."""
+    from mmfishnet.utils.dist import _syncbn_paths
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/upernet/upernet_fishnet99_4xb4-160k_ade20k-512x512.py'))
+    assert _syncbn_paths(cfg.model) == ['model.backbone.norm_cfg', 'model.decode_head.norm_cfg',
+                                        'model.auxiliary_head.norm_cfg']
