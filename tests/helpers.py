@@ -33,6 +33,18 @@ def run_tool(*args, env=None, timeout=900, tool_env=None):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def train_then_test(cfg, work, last, *test_args):
+    """tools/train.py ``cfg`` into ``work``, then tools/test.py on its last checkpoint, whose name must end
+    with ``last``. Returns the checkpoint's path and the test run."""
+    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = (work / 'last_checkpoint').read_text().strip()
+    assert ckpt.endswith(last) and os.path.isfile(ckpt), ckpt
+    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(work), *test_args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return ckpt, proc
+
+
 def tiny_cls_config(tmp_path, data_root, epochs=2, extra=''):
     body = f"""
 data_root = {str(data_root)!r}

@@ -8,6 +8,9 @@ from mmengine.registry import DefaultScope, init_default_scope
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if f'{os.sep}_base_{os.sep}' not in p)
+# CLASSIFIER_PARAMS: the authors' released model definitions (README). DETECTION_PARAMS, outputs (7, 8, 9, 10),
+# which mmdet's FPN and mmseg's UPerNet both take: the same without the score stage and the 1000-way fc,
+# as tests/test_segmentation.py::test_backbone_count_is_the_authors_minus_score_and_fc works out.
 DETECTION_PARAMS = {'99': 13_335_296, '150': 21_665_792, '201': 41_290_944}
 CLASSIFIER_PARAMS = {'99': 16_628_904, '150': 24_959_400, '201': 44_584_552}
 
@@ -17,6 +20,8 @@ def build_model(cfg):
     init_default_scope(scope)
     if scope == 'mmdet':
         from mmdet.registry import MODELS
+    elif scope == 'mmseg':
+        from mmseg.registry import MODELS
     else:
         from mmpretrain.registry import MODELS
     model_cfg = cfg.model.copy()
@@ -41,10 +46,15 @@ def test_config_parses_and_builds(path):
     model = build_model(cfg)
     arch = str(backbone.arch)
     params = sum(p.numel() for p in model.backbone.parameters())
-    if cfg.default_scope == 'mmdet':
+    if cfg.default_scope in ('mmdet', 'mmseg'):  # mmseg's UPerNet takes the detection backbone's outputs
         assert 'depth' not in backbone and 'style' not in backbone  # nothing of ResNet leaks in
         assert params == DETECTION_PARAMS[arch]
-        assert list(cfg.model.neck.in_channels) == list(model.backbone.out_channels)
+        if cfg.default_scope == 'mmdet':
+            assert list(cfg.model.neck.in_channels) == list(model.backbone.out_channels)
+        else:
+            assert list(cfg.model.decode_head.in_channels) == list(model.backbone.out_channels)
+            assert cfg.model.auxiliary_head.in_channels == \
+                model.backbone.out_channels[cfg.model.auxiliary_head.in_index]
     else:
         assert params + sum(p.numel() for p in model.head.parameters()) == \
             CLASSIFIER_PARAMS[arch] - (1000 - cfg.model.head.num_classes) * 1057

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import ROOT, run_tool, tiny_cls_config, train_then_test
 from mmfishnet.datasets import make_toy_classification
 
 
@@ -32,12 +32,7 @@ def test_toy_generator_is_deterministic(tmp_path):
 def test_train_then_test_reports_top1(tmp_path, cls_data):
     cfg = tiny_cls_config(tmp_path, cls_data, epochs=2)
     work = tmp_path / 'work'
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = (work / 'last_checkpoint').read_text().strip()
-    assert ckpt.endswith('epoch_2.pth') and os.path.isfile(ckpt)
-    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(work))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt, proc = train_then_test(cfg, work, 'epoch_2.pth')
     assert "'accuracy/top1'" in proc.stdout
     # the checkpoint mmengine's Runner wrote loads under torch's weights_only default
     state = torch.load(ckpt, map_location='cpu')

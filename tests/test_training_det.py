@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from helpers import ROOT, run_tool, tiny_det_config
+from helpers import ROOT, run_tool, tiny_det_config, train_then_test
 from mmfishnet.datasets import make_toy_coco
 
 
@@ -65,13 +65,7 @@ def _coco_metrics(stdout):
 def test_train_test_and_resume(tmp_path, coco_data):
     work = tmp_path / 'work'
     cfg = tiny_det_config(tmp_path, coco_data, epochs=2)
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = (work / 'last_checkpoint').read_text().strip()
-    assert ckpt.endswith('epoch_2.pth')
-
-    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(work), '--show-dir', 'vis')
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt, proc = train_then_test(cfg, work, 'epoch_2.pth', '--show-dir', 'vis')
     metrics = _coco_metrics(proc.stdout)
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
         assert key in metrics and 0.0 <= metrics[key] <= 1.0 or metrics[key] == -1.0

@@ -6,7 +6,9 @@
 # 3. trains the toy FishNet-99 classifier (configs/toy/fishnet99_1xb16_toy-cls.py) and reports top-1;
 # 4. trains the toy Mask R-CNN FishNet-99 FPN from it (configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py);
 # 5. evaluates it with COCO bbox/segm mAP (pycocotools via mmdet's CocoMetric) and draws its predictions
-#    on the val images with mmdet's visualizer.
+#    on the val images with mmdet's visualizer;
+# 6. trains the toy UPerNet FishNet-99 from the same classifier (configs/toy/upernet_fishnet99_toy-seg.py),
+#    evaluates it with mmseg's IoUMetric (mIoU, per-class IoU) and draws its masks with mmseg's visualizer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,6 +28,13 @@ DET_CKPT=$(cat "$WORK/toy_mask_rcnn/last_checkpoint")
 "$PY" tools/test.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
     --work-dir "$WORK/toy_mask_rcnn" --show-dir vis
 
+# Semantic segmentation: UPerNet FishNet-99 on the toy label maps (data/toy_seg), its backbone from the same
+# classifier; mIoU and per-class IoU with mmseg's IoUMetric, predicted masks drawn over the val images.
+"$PY" tools/train.py configs/toy/upernet_fishnet99_toy-seg.py --work-dir "$WORK/toy_seg" \
+    --cfg-options model.backbone.init_cfg.checkpoint="$CLS_CKPT"
+SEG_CKPT=$(cat "$WORK/toy_seg/last_checkpoint")
+"$PY" tools/test.py configs/toy/upernet_fishnet99_toy-seg.py "$SEG_CKPT" --work-dir "$WORK/toy_seg" --show-dir vis
+
 VIS=$(ls -td "$WORK"/toy_mask_rcnn/*/vis 2>/dev/null | head -n 1)
 cat <<MSG
 
@@ -33,4 +42,5 @@ Done. Outputs:
   toy classifier:   $CLS_CKPT (logs and top-1 in $WORK/toy_cls/)
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
+  toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_data/vis_image/)
 MSG

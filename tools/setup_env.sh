@@ -11,7 +11,8 @@
 #      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch, torch's CUDA version and
 #      the GPU architectures (tools/check_mmcv.py --wheel-key), so that a second run, or another clone or
 #      node with the same software and GPUs, reuses it instead of rebuilding (~17 min);
-#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e).
+#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e);
+#   5. mmsegmentation 1.2.2 with ftfy and regex.
 # On a machine where torch sees CUDA, mmcv's CUDA ops are built too, for its GPUs, and the check runs them
 # on a GPU (tools/check_mmcv.py). On a machine without GPUs (a login node) building for GPU nodes:
 #   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" bash tools/setup_env.sh   # nvcc of torch's CUDA on PATH
@@ -93,6 +94,18 @@ if ! have mmdet 3.3.0 || ! have mmpretrain 1.2.0 || ! have mmengine 0.10.7 \
     log "installing ${OTHER_PINS[*]} and mmfishnet (editable)"
     "${PIP[@]}" install "${OTHER_PINS[@]}" "mmcv==$MMCV_VERSION"
     "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+# mmsegmentation 1.2.2 (the last release). Its requirements name no mmcv/mmengine, so installing it leaves the
+# built mmcv alone; at import it asserts 2.0.0rc4 <= mmcv < 2.2.0 (2.1.0 passes) and mmengine < 1.0.
+# mmseg.utils imports ftfy and regex (its CLIP tokenizer), which it lists only as extras: pinned here.
+SEG_PINS=(mmsegmentation==1.2.2 ftfy==6.3.1 regex==2026.11.15)
+mmseg_ok() { "$PY" -c "import mmseg.utils, mmseg.models; assert mmseg.__version__ == '1.2.2'" >/dev/null 2>&1; }
+if ! mmseg_ok; then
+    log "installing ${SEG_PINS[*]}"
+    "${PIP[@]}" install "${SEG_PINS[@]}" "mmcv==$MMCV_VERSION" mmengine==0.10.7 "numpy<2"
+    mmseg_ok || { log "ERROR: mmsegmentation installed but does not import:";
+        "$PY" -c "import mmseg.utils, mmseg.models" || true; exit 1; }
 fi
 
 "$PY" - <<'PYEOF'

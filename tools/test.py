@@ -1,6 +1,6 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Evaluate a checkpoint with the config's test dataloader and metric (COCO mAP for detection configs,
-top-1/top-5 for classification configs).
+top-1/top-5 for classification configs, mIoU and per-class IoU for segmentation configs).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--cfg-options k=v ...]
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [same options]
@@ -22,7 +22,8 @@ def parse_args(argv=None):
     add_runner_args(parser, work_dir_help='where to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this pickle file')
     parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
-                        "(relative to the work dir's timestamp folder)")
+                        "(relative to the work dir's timestamp folder; for mmseg configs to the work dir, "
+                        'pictures in its vis_data/vis_image/)')
     return parse_runner_args(parser, argv)
 
 
@@ -44,6 +45,9 @@ def main(argv=None):
             raise UserError('--show-dir needs a visualization hook in default_hooks')
         if cfg.get('default_scope') == 'mmpretrain':
             hooks.visualization.update(enable=True, out_dir=args.show_dir)
+        elif cfg.get('default_scope') == 'mmseg':  # mmseg's hook draws through the visualizer's backends
+            hooks.visualization.update(draw=True)
+            cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
         else:
             hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
     if args.out:

@@ -1,10 +1,11 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
-"""Train a detector (mmdet configs) or a classifier (mmpretrain configs) with FishNet.
+"""Train a detector (mmdet configs), a classifier (mmpretrain configs) or a segmentor (mmseg configs)
+with FishNet.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG NUM_PROCESSES [same options]
 
-The config's ``default_scope`` (mmdet or mmpretrain) decides which library's registries build it.
+The config's ``default_scope`` (mmdet, mmpretrain or mmseg) decides which library's registries build it.
 """
 import argparse
 import os

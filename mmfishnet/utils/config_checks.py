@@ -11,6 +11,13 @@ DATA_HINTS = {
     'ImageNet': 'put ImageNet-1k at data/imagenet (train/, val/ and meta/ as mmpretrain expects; see README)',
     'CIFAR10': 'put the CIFAR-10 python pickles (cifar-10-batches-py/) at data/cifar10 (see README)',
     'CustomDataset': 'generate the bundled toy data first: python tools/data/make_toy_data.py',
+    'ADE20KDataset': 'download ADEChallengeData2016 (ADE20K, images/ and annotations/ with training/ and '
+                     'validation/) and put it at data/ade/ADEChallengeData2016 (see README, "Semantic '
+                     'segmentation")',
+    'CityscapesDataset': 'put Cityscapes (leftImg8bit/ and gtFine/ with train/ and val/, labelTrainIds made by '
+                         "mmseg's tools/dataset_converters/cityscapes.py) at data/cityscapes (see README, "
+                         '"Semantic segmentation")',
+    'BaseSegDataset': 'generate the bundled toy data first: python tools/data/make_toy_data.py',
 }
 
 

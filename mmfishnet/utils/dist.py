@@ -55,8 +55,16 @@ def prepare_slurm_env() -> None:
     os.environ['MASTER_PORT'] = slurm_master_port()
 
 
-def _uses_syncbn(cfg) -> bool:
-    return "'SyncBN'" in repr(cfg.get('model', {})) or '"SyncBN"' in repr(cfg.get('model', {}))
+def _syncbn_paths(node, where='model') -> list:
+    """The config paths of the ``norm_cfg`` entries that ask for SyncBN (an mmseg model has three: the
+    backbone's, the decode head's and the auxiliary head's)."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            return [where]
+        return [p for key, value in node.items() for p in _syncbn_paths(value, f'{where}.{key}')]
+    if isinstance(node, (list, tuple)):
+        return [p for i, value in enumerate(node) for p in _syncbn_paths(value, f'{where}.{i}')]
+    return []
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
@@ -69,9 +77,10 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     if launcher not in ('pytorch', 'slurm'):
         raise UserError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '
                          f'(tools/dist_train.sh) or slurm')
-    if _uses_syncbn(cfg):
+    syncbn = _syncbn_paths(cfg.get('model', {}))
+    if syncbn:
         raise UserError("SyncBN needs GPUs (torch's SyncBatchNorm has no CPU kernel); on CPU train with "
-                         "--cfg-options model.backbone.norm_cfg.type=BN")
+                        '--cfg-options ' + ' '.join(f'{path}.type=BN' for path in syncbn))
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', init_method='env://')
     cfg.setdefault('env_cfg', {})
