@@ -10,7 +10,8 @@
 #   3. mmcv 2.1.0 *with its compiled ops*, built once from PyPI's sdist and kept as a wheel in
 #      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch and CPU/CUDA, so that
 #      a second run, or another clone on the same machine, reuses it instead of rebuilding (~17 min);
-#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e).
+#   4. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, pycocotools, pytest, and mmfishnet itself (-e);
+#   5. the export and logging extras: onnx, onnxruntime, onnxscript (torch's ONNX exporter), tensorboard.
 # On a machine where torch sees CUDA (or with FORCE_CUDA=1 and nvcc on PATH), mmcv's CUDA ops are built
 # too and the wheel is cached under a separate "cuda" key.
 set -euo pipefail
@@ -84,6 +85,14 @@ if ! have mmdet 3.3.0 || ! have mmpretrain 1.2.0 || ! have mmengine 0.10.7 \
     log "installing ${OTHER_PINS[*]} and mmfishnet (editable)"
     "${PIP[@]}" install "${OTHER_PINS[@]}" "mmcv==$MMCV_VERSION"
     "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+# ONNX export (tools/deployment/pytorch2onnx.py: torch.onnx.export(dynamo=True) needs onnxscript) and the
+# opt-in TensorBoard logging; versions checked with torch 2.14.1, Python 3.11 and numpy 1.26.
+EXTRA_PINS=(onnx==1.23.2 onnxruntime==1.31.1 onnxscript==0.7.2 tensorboard==2.21.0)
+if ! have onnx 1.23.2 || ! have onnxruntime 1.31.1 || ! have onnxscript 0.7.2 || ! have tensorboard 2.21.0; then
+    log "installing ${EXTRA_PINS[*]}"
+    "${PIP[@]}" install "${EXTRA_PINS[@]}" "numpy<2"
 fi
 
 "$PY" - <<'PYEOF'

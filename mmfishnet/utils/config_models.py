@@ -1,0 +1,99 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Config -> model for the tools that work outside a Runner (image demo, ONNX export, FLOPs).
+
+The config's ``default_scope`` names the library that builds it: ``mmpretrain`` (classification),
+``mmdet`` (detection) or ``mmseg`` (segmentation).
+"""
+import os.path as osp
+
+from .cli import UserError
+
+TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
+
+
+def read_config(path: str, cfg_options: dict = None):
+    """``Config.fromfile`` with ``--cfg-options`` merged; a missing file is a one-line error."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise UserError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def config_task(cfg, path: str = 'the config') -> str:
+    """'classification', 'detection' or 'segmentation', from the config's default_scope."""
+    scope = cfg.get('default_scope')
+    if scope not in TASKS:
+        raise UserError(f"{path} has default_scope={scope!r}; expected one of {sorted(TASKS)} (an mmpretrain, "
+                        'mmdet or mmseg config)')
+    if scope == 'mmseg':
+        try:
+            import mmseg  # noqa: F401
+        except ImportError:
+            raise UserError(f'{path} is an mmseg config but mmseg is not installed (pip install mmsegmentation)')
+    return TASKS[scope]
+
+
+def build_model(cfg, part: str = 'model'):
+    """Build ``cfg.model`` (``part='model'``) or only its backbone (``part='backbone'``) in the config's
+    scope, in eval mode, with the weights of its own initialisation (no pretrained file is read)."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    if part not in ('model', 'backbone'):
+        raise ValueError(f"part must be 'model' or 'backbone', got {part!r}")
+    config_task(cfg)
+    scope = cfg.default_scope
+    init_default_scope(scope)
+    model_cfg = cfg.model.backbone if part == 'backbone' else cfg.model
+    model_cfg = model_cfg.copy()
+    if part == 'backbone':
+        model_cfg.init_cfg = None
+    elif model_cfg.get('backbone', {}).get('init_cfg') is not None:
+        model_cfg.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(scope):
+        model = _scope_models(scope).build(model_cfg)
+    if hasattr(model, 'init_weights'):
+        model.init_weights()
+    return model.eval()
+
+
+def _scope_models(scope: str):
+    if scope == 'mmpretrain':
+        from mmpretrain.registry import MODELS
+    elif scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    return MODELS
+
+
+def load_weights(model, checkpoint: str, part: str = 'model') -> None:
+    """Load a checkpoint of the whole model (a Runner's or a converted one) strictly: into the whole model,
+    or its ``backbone.`` part into a backbone. A missing, unreadable, official or ill-fitting file is a
+    one-line error."""
+    if part == 'backbone':
+        from .checkpoint import load_pretrained_backbone
+        load_pretrained_backbone(model, checkpoint, prefix='backbone.')
+        return
+    from .config_checks import check_checkpoint, check_checkpoint_fits
+    weights = check_checkpoint(checkpoint)
+    check_checkpoint_fits(model, weights, checkpoint)
+    model.load_state_dict({k: weights[k] for k in model.state_dict()}, strict=True)
+
+
+def classifier_logits(classifier):
+    """An mmpretrain ``ImageClassifier`` as a one-input module that returns its logits (``mode='tensor'``,
+    no softmax): what the FLOP counter measures and the ONNX exporter exports."""
+    import torch.nn as nn
+
+    class Logits(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, x):
+            return self.classifier(x, mode='tensor')
+
+    return Logits().eval()
