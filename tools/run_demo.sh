@@ -6,7 +6,10 @@
 # 3. trains the toy FishNet-99 classifier (configs/toy/fishnet99_1xb16_toy-cls.py) and reports top-1;
 # 4. trains the toy Mask R-CNN FishNet-99 FPN from it (configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py);
 # 5. evaluates it with COCO bbox/segm mAP (pycocotools via mmdet's CocoMetric) and draws its predictions
-#    on the val images with mmdet's visualizer.
+#    on the val images with mmdet's visualizer;
+# 6. draws the training curves of both runs (loss, validation metrics) as PNGs next to their logs
+#    (tools/analysis_tools/plot_curves.py) and runs tools/image_demo.py with the toy detector on the bundled
+#    picture demo/shapes.png (a toy-COCO image: make_toy_coco(seed=7, size=(192, 256)), val image 3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +22,7 @@ WORK="${WORK_DIR:-work_dirs}"
 "$PY" tools/train.py configs/toy/fishnet99_1xb16_toy-cls.py --work-dir "$WORK/toy_cls"
 CLS_CKPT=$(cat "$WORK/toy_cls/last_checkpoint")
 "$PY" tools/test.py configs/toy/fishnet99_1xb16_toy-cls.py "$CLS_CKPT" --work-dir "$WORK/toy_cls"
+"$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_cls"
 
 "$PY" tools/train.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py --work-dir "$WORK/toy_mask_rcnn" \
     --cfg-options model.backbone.init_cfg.checkpoint="$CLS_CKPT"
@@ -26,11 +30,19 @@ DET_CKPT=$(cat "$WORK/toy_mask_rcnn/last_checkpoint")
 "$PY" tools/test.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
     --work-dir "$WORK/toy_mask_rcnn" --show-dir vis
 
+"$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_mask_rcnn"
+"$PY" tools/image_demo.py demo/shapes.png configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
+    --out-dir "$WORK/image_demo"
+
 VIS=$(ls -td "$WORK"/toy_mask_rcnn/*/vis 2>/dev/null | head -n 1)
+CURVES=$(ls -d "$WORK"/toy_cls/*/curves "$WORK"/toy_mask_rcnn/*/curves 2>/dev/null | tr '\n' ' ')
 cat <<MSG
 
 Done. Outputs:
   toy classifier:   $CLS_CKPT (logs and top-1 in $WORK/toy_cls/)
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
+  training curves (PNG): ${CURVES:-$WORK/toy_*/<timestamp>/curves/}
+  the toy detector on the bundled picture demo/shapes.png: $WORK/image_demo/vis/shapes.png
+    (its predictions as JSON: $WORK/image_demo/preds/shapes.json)
 MSG

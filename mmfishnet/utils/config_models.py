@@ -19,7 +19,21 @@ def read_config(path: str, cfg_options: dict = None):
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        expand_vis_backends(cfg)
     return cfg
+
+
+def expand_vis_backends(cfg) -> None:
+    """Let ``--cfg-options`` name visualizer backends by type, which it cannot write as dicts:
+    ``visualizer.vis_backends=[LocalVisBackend,TensorboardVisBackend]`` becomes
+    ``[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]`` (TensorBoard logging on, the
+    local scalars.json and the curves drawn from it kept)."""
+    visualizer = cfg.get('visualizer')
+    backends = visualizer.get('vis_backends') if isinstance(visualizer, dict) else None
+    if isinstance(backends, str):
+        backends = [backends]
+    if isinstance(backends, (list, tuple)) and any(isinstance(b, str) for b in backends):
+        visualizer['vis_backends'] = [dict(type=b) if isinstance(b, str) else b for b in backends]
 
 
 def config_task(cfg, path: str = 'the config') -> str:

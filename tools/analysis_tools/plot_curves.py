@@ -5,7 +5,7 @@
 
 mmengine's ``LocalVisBackend`` writes every logged scalar (loss terms, lr, validation metrics) to
 ``<work_dir>/<timestamp>/vis_data/scalars.json``. This reads the newest such file under the given folder with
-mmpretrain's ``load_json_log`` and draws with the ``plot_curve`` of mmpretrain's ``analyze_logs.py``
+mmpretrain's ``load_json_log`` and draws with the curve functions of mmpretrain's ``analyze_logs.py``
 (installed with mmpretrain under ``.mim/tools``): ``loss.png`` (the total and every ``loss*`` term of the
 training iterations) and one ``<metric>.png`` per validation metric (``accuracy_top1.png``,
 ``coco_bbox_mAP.png`` ...), next to the logs in ``<timestamp>/curves/`` unless ``--out-dir`` says otherwise.
@@ -50,7 +50,7 @@ def read_curves(scalars_json: str) -> dict:
         raise UserError(f'{scalars_json} holds no training iterations yet')
     loss_keys = sorted({k for entry in log['train'] for k in entry if k.startswith('loss')},
                        key=lambda k: (k != 'loss', k))
-    metric_keys = sorted({k for entry in log['val'] for k in entry if k != 'step'})
+    metric_keys = sorted({k for entry in log['val'] for k in entry if k not in ('step', 'time', 'data_time')})
     return dict(log, loss_keys=loss_keys, metric_keys=metric_keys)
 
 
@@ -77,16 +77,22 @@ def plot_curves(path: str, out_dir: str = None) -> list:
     out_dir = out_dir or osp.join(run_dir, 'curves')
     os.makedirs(out_dir, exist_ok=True)
     plotter = _mmpretrain_plotter()
-    log = dict(train=curves['train'], val=curves['val'])
+    by_epoch = 'epoch' in curves['train'][0]
     run = osp.basename(run_dir)
+    plots = [('loss', curves['loss_keys'], 'training loss', curves['train'], plotter.plot_phase_train)]
+    plots += [(key.replace('/', '_'), [key], f'validation {key}', curves['val'], plotter.plot_phase_val)
+              for key in curves['metric_keys']]
     written = []
-    plots = [('loss', curves['loss_keys'], 'training loss')]
-    plots += [(key.replace('/', '_'), [key], f'validation {key}') for key in curves['metric_keys']]
-    for name, keys, title in plots:
+    for name, keys, title, entries, plot_phase in plots:
+        plt.figure(figsize=(8, 5))
+        for key in keys:
+            plot_phase(key, [e for e in entries if key in e], key)
+        if plot_phase is plotter.plot_phase_val:  # mmpretrain labels these 'Steps': epochs or iterations
+            plt.xlabel('Epochs' if by_epoch else 'Iters')
+        plt.title(f'{title} ({run})')
+        plt.legend()
         out = osp.join(out_dir, f'{name}.png')
-        args = argparse.Namespace(json_logs=[scalars], keys=keys, legend=keys, title=f'{title} ({run})', out=out,
-                                  style='whitegrid', window_size='8*5')
-        plotter.plot_curve([log], args)
+        plt.savefig(out)
         plt.close('all')
         written.append(out)
     return written
