@@ -19,6 +19,7 @@ import json
 import os
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -57,7 +58,7 @@ def _stem(path: str) -> str:
 def _write_json(path: str, data) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-        json.dump(data, f, indent=1)
+        json.dump(data, f)
 
 
 def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr):
@@ -70,10 +71,13 @@ def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr):
     results = inferencer(images, out_dir=out_dir, no_save_pred=False, pred_score_thr=score_thr)
     classes = inferencer.model.dataset_meta.get('classes', ())
     for image, pred in zip(images, results['predictions']):
-        kept = [(classes[label] if label < len(classes) else str(label), score)
-                for label, score in zip(pred['labels'], pred['scores']) if score >= score_thr]
+        # mmdet's JSON has labels, scores, bboxes (x1, y1, x2, y2) and masks (RLE); add the class names
+        pred['label_names'] = [classes[label] if label < len(classes) else str(label) for label in pred['labels']]
+        json_path = osp.join(out_dir, 'preds', _stem(image) + '.json')
+        _write_json(json_path, pred)
+        kept = [(name, score) for name, score in zip(pred['label_names'], pred['scores']) if score >= score_thr]
         found = ', '.join(f'{name} {score:.2f}' for name, score in kept) or 'nothing'
-        yield image, osp.join(out_dir, 'vis', osp.basename(image)), osp.join(out_dir, 'preds', _stem(image) + '.json'), \
+        yield image, osp.join(out_dir, 'vis', osp.basename(image)), json_path, \
             f'{len(kept)} objects with score >= {score_thr}: {found}'
 
 
@@ -154,6 +158,8 @@ def main(argv=None):
     # the whole model's weights come from the checkpoint: the backbone's own pretrained file is not read
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
+    # mmengine's visualizer warns for every box, polygon and label that touches the border
+    warnings.filterwarnings('ignore', message='Warning: The .* is out of bounds')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     os.makedirs(args.out_dir, exist_ok=True)

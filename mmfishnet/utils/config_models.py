@@ -52,7 +52,8 @@ def config_task(cfg, path: str = 'the config') -> str:
 
 def build_model(cfg, part: str = 'model'):
     """Build ``cfg.model`` (``part='model'``) or only its backbone (``part='backbone'``) in the config's
-    scope, in eval mode, with the weights of its own initialisation (no pretrained file is read)."""
+    scope, in eval mode, with the weights its modules' constructors give (FishNet: the authors'
+    initialisation; ``init_weights`` is not run and no pretrained file is read)."""
     from mmengine.registry import DefaultScope, init_default_scope
     if part not in ('model', 'backbone'):
         raise ValueError(f"part must be 'model' or 'backbone', got {part!r}")
@@ -67,8 +68,6 @@ def build_model(cfg, part: str = 'model'):
         model_cfg.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope(scope):
         model = _scope_models(scope).build(model_cfg)
-    if hasattr(model, 'init_weights'):
-        model.init_weights()
     return model.eval()
 
 

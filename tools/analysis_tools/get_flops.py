@@ -66,16 +66,22 @@ def measure(model, shape):
     return params, flops
 
 
-def measure_config(config, shape):
+def measure_config(config, shape, cache=None):
     """What the model index states for a config: ``dict(task, params, flops)`` of the classifier, or of the
-    backbone with ``model_params`` (the whole detector/segmentor) for detection/segmentation configs."""
+    backbone with ``model_params`` (the whole detector/segmentor) for detection/segmentation configs.
+    ``cache`` (a dict) keeps measurements of identical networks at the same input for later calls."""
     from mmfishnet.utils.config_models import build_model, classifier_logits, config_task, read_config
+    cache = {} if cache is None else cache
     cfg = read_config(config)
     task = config_task(cfg, config)
+    part = cfg.model if task == 'classification' else cfg.model.backbone
+    key = (repr(part.to_dict()), tuple(shape))
+    if key not in cache:
+        model = classifier_logits(build_model(cfg)) if task == 'classification' else build_model(cfg, 'backbone')
+        cache[key] = measure(model, shape)
+    params, flops = cache[key]
     if task == 'classification':
-        params, flops = measure(classifier_logits(build_model(cfg)), shape)
         return dict(task=task, params=params, flops=flops)
-    params, flops = measure(build_model(cfg, part='backbone'), shape)
     model_params = sum(p.numel() for p in build_model(cfg).parameters())
     return dict(task=task, params=params, flops=flops, model_params=model_params)
 
