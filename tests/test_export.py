@@ -77,7 +77,8 @@ def test_export_runs_in_onnxruntime_at_two_sizes(tmp_path, config, part, outputs
 
 def test_export_bad_input(tmp_path):
     """Catches: sides that are not multiples of 32 accepted, and a checkpoint of another arch exported
-    silently with the config's random weights instead of a one-line error."""
+    silently instead of a one-line error: FishNet-99's tensors are a subset of FishNet-150's with the same
+    shapes, so a check of missing or misshapen tensors alone loads a FishNet-150 checkpoint into FishNet-99."""
     proc = run_tool('tools/deployment/pytorch2onnx.py', CLS_CONFIG, '--out', str(tmp_path / 'x.onnx'),
                     '--shape', '70', '64')
     assert proc.returncode == 2 and 'multiples of 32' in proc.stderr and 'Traceback' not in proc.stderr
@@ -87,5 +88,6 @@ def test_export_bad_input(tmp_path):
     torch.save({'state_dict': state}, tmp_path / 'fishnet150.pth')
     proc = run_tool('tools/deployment/pytorch2onnx.py', DET_CONFIG, str(tmp_path / 'fishnet150.pth'), '--out',
                     str(tmp_path / 'x.onnx'))
-    assert proc.returncode == 2 and 'does not fit this FishNet' in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 and 'does not fit the model of this config' in proc.stderr, proc.stderr[-2000:]
+    assert 'tensors are not in the model' in proc.stderr  # FishNet-150's units beyond FishNet-99's
     assert not (tmp_path / 'x.onnx').exists()

@@ -129,8 +129,8 @@ def _config_meta(cfg) -> dict:
 def _check_fits(model, weights, checkpoint) -> None:
     """The inferencers load with strict=False (a wrong file only warns): refuse one that does not fit."""
     if checkpoint is not None:
-        from mmfishnet.utils.config_checks import check_checkpoint_fits
-        check_checkpoint_fits(model, weights, checkpoint)
+        from mmfishnet.utils.config_models import check_fits
+        check_fits(model, weights, checkpoint)
 
 
 def main(argv=None):

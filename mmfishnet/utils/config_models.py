@@ -85,14 +85,30 @@ def load_weights(model, checkpoint: str, part: str = 'model') -> None:
     """Load a checkpoint of the whole model (a Runner's or a converted one) strictly: into the whole model,
     or its ``backbone.`` part into a backbone. A missing, unreadable, official or ill-fitting file is a
     one-line error."""
-    if part == 'backbone':
-        from .checkpoint import load_pretrained_backbone
-        load_pretrained_backbone(model, checkpoint, prefix='backbone.')
-        return
-    from .config_checks import check_checkpoint, check_checkpoint_fits
+    from .config_checks import check_checkpoint
     weights = check_checkpoint(checkpoint)
-    check_checkpoint_fits(model, weights, checkpoint)
+    if part == 'backbone':
+        weights = {k[len('backbone.'):]: v for k, v in weights.items() if k.startswith('backbone.')}
+    check_fits(model, weights, checkpoint)
     model.load_state_dict({k: weights[k] for k in model.state_dict()}, strict=True)
+
+
+def check_fits(model, weights: dict, checkpoint: str) -> None:
+    """Every tensor of ``model`` must be in ``weights`` with its shape, and ``weights`` must hold nothing
+    more for the stages the model builds: FishNet-99's tensors are a subset of FishNet-150's with the same
+    shapes, so a check of missing keys alone would take a FishNet-150 checkpoint for a FishNet-99 model.
+    (A backbone's checkpoint may hold stages it does not build, e.g. a classifier's ``score``.)"""
+    from .checkpoint import describe_mismatch
+    own = model.state_dict()
+    problem = describe_mismatch(own, weights)
+    built = getattr(model, 'built_stages', None)
+    extra = [k for k in weights if k not in own and (built is None or k.split('.')[0] in built)]
+    if extra:
+        problem = (f'{problem}; ' if problem else '') + (f'{len(extra)} tensors are not in the model, e.g. '
+                                                         f'{", ".join(extra[:3])}')
+    if problem:
+        raise UserError(f'{checkpoint} does not fit the model of this config: {problem}. Is it a checkpoint '
+                        'of another model or arch?')
 
 
 def classifier_logits(classifier):
