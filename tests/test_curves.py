@@ -25,13 +25,18 @@ def tiny_run(tmp_path_factory):
     return tmp / 'work'
 
 
+def _train_run(work):
+    """The training run's folder: the first timestamp (tools/test.py runs later get their own)."""
+    return sorted(glob.glob(str(work / '2*')))[0]
+
+
 def test_tensorboard_opt_in_writes_the_logged_scalars(tiny_run):
     """Catches: the --cfg-options line of the README not turning TensorBoard on (backend names not expanded
     into dicts: the Visualizer refuses strings), or replacing the local backend (no scalars.json, so no
     curves), and event files that do not hold the run's loss."""
-    events = glob.glob(str(tiny_run / '*' / 'vis_data' / 'events.out.tfevents.*'))
+    events = glob.glob(os.path.join(_train_run(tiny_run), 'vis_data', 'events.out.tfevents.*'))
     assert len(events) == 1, os.listdir(tiny_run)
-    scalars = glob.glob(str(tiny_run / '*' / 'vis_data' / 'scalars.json'))
+    scalars = glob.glob(os.path.join(_train_run(tiny_run), 'vis_data', 'scalars.json'))
     assert len(scalars) == 1
     logged = [json.loads(line) for line in open(scalars[0])]
     local_loss = {e['step']: e['loss'] for e in logged if 'loss' in e}
@@ -55,7 +60,7 @@ def test_curves_are_drawn_from_the_logged_scalars(tiny_run):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     proc = run_tool('tools/analysis_tools/plot_curves.py', str(tiny_run))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    train_run = os.path.dirname(os.path.dirname(glob.glob(str(tiny_run / '*' / 'vis_data' / 'events.*'))[0]))
+    train_run = _train_run(tiny_run)
     for name in ('loss.png', 'accuracy_top1.png'):
         path = os.path.join(train_run, 'curves', name)
         assert path in proc.stdout

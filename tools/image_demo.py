@@ -103,6 +103,10 @@ def run_segmentation(cfg, images, checkpoint, weights, out_dir, device):
     import numpy as np
     from mmseg.apis import MMSegInferencer
     inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+    meta = _config_meta(cfg) if checkpoint is None else {}
+    if meta:  # mmseg falls back to Cityscapes' classes without a checkpoint
+        inferencer.model.dataset_meta = dict(classes=meta['classes'], palette=meta.get('palette'))
+        inferencer.visualizer.set_dataset_meta(meta['classes'], meta.get('palette'))
     _check_fits(inferencer.model, weights, checkpoint)
     for i, image in enumerate(images):  # one at a time: mmseg names its class maps by a counter
         result = inferencer(image, out_dir=out_dir)
