@@ -66,6 +66,13 @@ def measure(model, shape):
     return params, flops
 
 
+def _network(cfg):
+    """A model config without what changes training only (losses, train_cfg): the key of the cache."""
+    if isinstance(cfg, dict):
+        return {k: _network(v) for k, v in cfg.items() if not k.startswith('loss') and k != 'train_cfg'}
+    return [_network(v) for v in cfg] if isinstance(cfg, (list, tuple)) else cfg
+
+
 def measure_config(config, shape, cache=None):
     """What the model index states for a config: ``dict(task, params, flops)`` of the classifier, or of the
     backbone with ``model_params`` (the whole detector/segmentor) for detection/segmentation configs.
@@ -75,7 +82,7 @@ def measure_config(config, shape, cache=None):
     cfg = read_config(config)
     task = config_task(cfg, config)
     part = cfg.model if task == 'classification' else cfg.model.backbone
-    key = (repr(part.to_dict()), tuple(shape))
+    key = (repr(_network(part.to_dict())), tuple(shape))
     if key not in cache:
         model = classifier_logits(build_model(cfg)) if task == 'classification' else build_model(cfg, 'backbone')
         cache[key] = measure(model, shape)
