@@ -91,3 +91,21 @@ def test_export_bad_input(tmp_path):
     assert proc.returncode == 2 and 'does not fit the model of this config' in proc.stderr, proc.stderr[-2000:]
     assert 'tensors are not in the model' in proc.stderr  # FishNet-150's units beyond FishNet-99's
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_torch_export_with_dynamic_sides():
+    """Catches: FishNet input checks that torch.export (non-strict, its default) cannot prove from sides
+    declared as ``32 * Dim`` (e.g. checks that refuse every symbolic size: torch.onnx.export hides that by
+    retrying in strict mode), and an exported program that computes other values or accepts sides that
+    are not multiples of 32."""
+    from torch.export import Dim
+    from mmfishnet.models import FishNet
+    model = FishNet(arch='99', out_indices=(7, 10)).eval()
+    dynamic = {'x': {0: Dim('batch', max=64), 2: 32 * Dim('h', max=64), 3: 32 * Dim('w', max=64)}}
+    program = torch.export.export(model, (torch.rand(2, 3, 64, 96), ), dynamic_shapes=dynamic)
+    x = torch.rand(3, 3, 96, 64)  # sides of 32 would be 1 at stride 32: torch.export specialises 0/1 sizes
+    with torch.no_grad():
+        for got, expected in zip(program.module()(x), model(x)):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match='32'):
+        program.module()(torch.rand(1, 3, 70, 64))
