@@ -9,6 +9,9 @@
 #    on the val images with mmdet's visualizer;
 # 6. trains the toy UPerNet FishNet-99 from the same classifier (configs/toy/upernet_fishnet99_toy-seg.py),
 #    evaluates it with mmseg's IoUMetric (mIoU, per-class IoU) and draws its masks with mmseg's visualizer.
+# 7. draws the training curves of every run (loss, validation metrics) as PNGs next to their logs
+#    (tools/analysis_tools/plot_curves.py) and runs tools/image_demo.py with the toy detector on the bundled
+#    picture demo/shapes.png (a toy-COCO image: make_toy_coco(seed=7, size=(192, 256)), val image 3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -21,12 +24,14 @@ WORK="${WORK_DIR:-work_dirs}"
 "$PY" tools/train.py configs/toy/fishnet99_1xb16_toy-cls.py --work-dir "$WORK/toy_cls"
 CLS_CKPT=$(cat "$WORK/toy_cls/last_checkpoint")
 "$PY" tools/test.py configs/toy/fishnet99_1xb16_toy-cls.py "$CLS_CKPT" --work-dir "$WORK/toy_cls"
+"$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_cls"
 
 "$PY" tools/train.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py --work-dir "$WORK/toy_mask_rcnn" \
     --cfg-options model.backbone.init_cfg.checkpoint="$CLS_CKPT"
 DET_CKPT=$(cat "$WORK/toy_mask_rcnn/last_checkpoint")
 "$PY" tools/test.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
     --work-dir "$WORK/toy_mask_rcnn" --show-dir vis
+"$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_mask_rcnn"
 
 # Semantic segmentation: UPerNet FishNet-99 on the toy label maps (data/toy_seg), its backbone from the same
 # classifier; mIoU and per-class IoU with mmseg's IoUMetric, predicted masks drawn over the val images.
@@ -34,8 +39,13 @@ DET_CKPT=$(cat "$WORK/toy_mask_rcnn/last_checkpoint")
     --cfg-options model.backbone.init_cfg.checkpoint="$CLS_CKPT"
 SEG_CKPT=$(cat "$WORK/toy_seg/last_checkpoint")
 "$PY" tools/test.py configs/toy/upernet_fishnet99_toy-seg.py "$SEG_CKPT" --work-dir "$WORK/toy_seg" --show-dir vis
+"$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_seg"
+
+"$PY" tools/image_demo.py demo/shapes.png configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
+    --out-dir "$WORK/image_demo"
 
 VIS=$(ls -td "$WORK"/toy_mask_rcnn/*/vis 2>/dev/null | head -n 1)
+CURVES=$(ls -d "$WORK"/toy_cls/*/curves "$WORK"/toy_mask_rcnn/*/curves "$WORK"/toy_seg/*/curves 2>/dev/null | tr '\n' ' ')
 cat <<MSG
 
 Done. Outputs:
@@ -43,4 +53,7 @@ Done. Outputs:
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
   toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_data/vis_image/)
+  training curves (PNG): ${CURVES:-$WORK/toy_*/<timestamp>/curves/}
+  the toy detector on the bundled picture demo/shapes.png: $WORK/image_demo/vis/shapes.png
+    (its predictions as JSON: $WORK/image_demo/preds/shapes.json)
 MSG

@@ -16,6 +16,7 @@
 # On a machine where torch sees CUDA, mmcv's CUDA ops are built too, for its GPUs, and the check runs them
 # on a GPU (tools/check_mmcv.py). On a machine without GPUs (a login node) building for GPU nodes:
 #   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" bash tools/setup_env.sh   # nvcc of torch's CUDA on PATH
+#   6. the export and logging extras: onnx, onnxruntime, onnxscript (torch's ONNX exporter), tensorboard.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -106,6 +107,14 @@ if ! mmseg_ok; then
     "${PIP[@]}" install "${SEG_PINS[@]}" "mmcv==$MMCV_VERSION" mmengine==0.10.7 "numpy<2"
     mmseg_ok || { log "ERROR: mmsegmentation installed but does not import:";
         "$PY" -c "import mmseg.utils, mmseg.models" || true; exit 1; }
+fi
+
+# ONNX export (tools/deployment/pytorch2onnx.py: torch.onnx.export(dynamo=True) needs onnxscript) and the
+# opt-in TensorBoard logging; versions checked with torch 2.14.1, Python 3.11 and numpy 1.26.
+EXTRA_PINS=(onnx==1.23.2 onnxruntime==1.31.1 onnxscript==0.7.2 tensorboard==2.21.0)
+if ! have onnx 1.23.2 || ! have onnxruntime 1.31.1 || ! have onnxscript 0.7.2 || ! have tensorboard 2.21.0; then
+    log "installing ${EXTRA_PINS[*]}"
+    "${PIP[@]}" install "${EXTRA_PINS[@]}" "numpy<2"
 fi
 
 "$PY" - <<'PYEOF'

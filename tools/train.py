@@ -38,6 +38,8 @@ def load_config(args):
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+        from mmfishnet.utils.config_models import expand_vis_backends
+        expand_vis_backends(cfg)
     cfg.launcher = args.launcher
     if getattr(args, 'trust_checkpoint', False):
         # torch >= 2.6 honours this for every torch.load that does not pass weights_only itself,

@@ -3,6 +3,11 @@
 
     python tools/analysis_tools/get_flops.py                  # 224x224 classifiers + 800x1344 backbones
     python tools/analysis_tools/get_flops.py --markdown out.md --archs 99 --no-detection
+    python tools/analysis_tools/get_flops.py --config configs/fishnet/fishnet150_8xb32_in1k.py --shape 224 224
+
+With ``--config`` it measures the model a config builds, as the model index (metafile.yml) states it: the
+whole classifier (logits) of an mmpretrain config; the FishNet backbone of an mmdet/mmseg config, plus the
+parameters of the whole detector/segmentor.
 
 FLOPs here are mmengine's (fvcore's) count: one multiply-add of a conv or linear layer is one FLOP, and
 normalization, activation, pooling and up-sampling count one per element (BN two). The authors' README
@@ -61,6 +66,33 @@ def measure(model, shape):
     return params, flops
 
 
+def _network(cfg):
+    """A model config without what changes training only (losses, train_cfg): the key of the cache."""
+    if isinstance(cfg, dict):
+        return {k: _network(v) for k, v in cfg.items() if not k.startswith('loss') and k != 'train_cfg'}
+    return [_network(v) for v in cfg] if isinstance(cfg, (list, tuple)) else cfg
+
+
+def measure_config(config, shape, cache=None):
+    """What the model index states for a config: ``dict(task, params, flops)`` of the classifier, or of the
+    backbone with ``model_params`` (the whole detector/segmentor) for detection/segmentation configs.
+    ``cache`` (a dict) keeps measurements of identical networks at the same input for later calls."""
+    from mmfishnet.utils.config_models import build_model, classifier_logits, config_task, read_config
+    cache = {} if cache is None else cache
+    cfg = read_config(config)
+    task = config_task(cfg, config)
+    part = cfg.model if task == 'classification' else cfg.model.backbone
+    key = (repr(_network(part.to_dict())), tuple(shape))
+    if key not in cache:
+        model = classifier_logits(build_model(cfg)) if task == 'classification' else build_model(cfg, 'backbone')
+        cache[key] = measure(model, shape)
+    params, flops = cache[key]
+    if task == 'classification':
+        return dict(task=task, params=params, flops=flops)
+    model_params = sum(p.numel() for p in build_model(cfg).parameters())
+    return dict(task=task, params=params, flops=flops, model_params=model_params)
+
+
 def report(archs, sizes, detection_size, with_detection=True):
     rows = []
     for name in archs:
@@ -90,7 +122,16 @@ def main(argv=None):
                         help='detection backbone input H W (800x1333 padded to a multiple of 32)')
     parser.add_argument('--no-detection', action='store_true', help='skip the detection backbones')
     parser.add_argument('--markdown', help='also write the table to this Markdown file')
+    parser.add_argument('--config', nargs='+', help='measure these configs instead (at --shape)')
     args = parser.parse_args(argv)
+    if args.config:
+        for config in args.config:
+            r = measure_config(config, tuple(args.shape))
+            whole = f", whole model {r['model_params']} params" if 'model_params' in r else ''
+            part = 'classifier' if r['task'] == 'classification' else 'backbone'
+            print(f"{config}: {part} at {args.shape[0]}x{args.shape[1]}: {r['params']} params "
+                  f"({r['params'] / 1e6:.2f} M), {r['flops']} FLOPs ({r['flops'] / 1e9:.2f} G){whole}")
+        return
     archs = [a if a.startswith(('fishnet', 'resnet')) else f'fishnet{a}' for a in args.archs]
     rows = report(archs, tuple(args.shape), tuple(args.detection_shape), not args.no_detection)
     table = to_markdown(rows)

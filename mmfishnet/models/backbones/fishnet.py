@@ -403,19 +403,36 @@ class FishNet(BaseModule):
         return self
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse inputs the network cannot compute, with a message that names the fix.
+
+        In eager mode (and under the TorchScript tracer) the sizes are ints and a wrong one raises
+        ``ValueError``; under ``torch.compile`` the same comparisons become guards. While ``torch.export``
+        traces with dynamic sizes they are ``SymInt`` s, and the conditions are stated with
+        ``torch._check``: export records them and proves them from the declared ``dynamic_shapes``, so sides
+        declared as multiples of the size divisor (``32 * torch.export.Dim('h')``) export, with the runtime
+        error message kept. (Plain ``Dim('h')`` sides cannot export whatever the checks: the body's
+        concatenations of up-sampled and earlier features need ``h % 32 == 0`` too.)
+        """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f'FishNet expects a 4-D (N, C, H, W) tensor, got {shape}')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f'FishNet was built with in_channels={self.in_channels} but got an input with '
-                             f'{x.shape[1]} channels; set in_channels={x.shape[1]} or fix the input')
-        h, w = x.shape[-2:]
+        channels, (h, w) = x.shape[1], x.shape[-2:]
+        channels_message = (f'FishNet was built with in_channels={self.in_channels} but got an input with '
+                            f'{channels} channels; set in_channels={channels} or fix the input')
+        sides_message = (f'FishNet needs input height and width divisible by {self.size_divisor} (its body '
+                         f'concatenates up-sampled and earlier features), got {h}x{w}; pad the input, e.g. '
+                         f'DetDataPreprocessor(pad_size_divisor={self.size_divisor}) in mmdet or a crop/resize '
+                         f'to a multiple of {self.size_divisor}; for torch.export declare dynamic sides as '
+                         f"{self.size_divisor} * Dim('h')")
+        if torch.compiler.is_exporting() and any(isinstance(s, torch.SymInt) for s in (channels, h, w)):
+            torch._check(channels == self.in_channels, lambda: channels_message)
+            torch._check(h % self.size_divisor == 0, lambda: sides_message)
+            torch._check(w % self.size_divisor == 0, lambda: sides_message)
+            return
+        if channels != self.in_channels:
+            raise ValueError(channels_message)
         if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(
-                f'FishNet needs input height and width divisible by {self.size_divisor} (its body '
-                f'concatenates up-sampled and earlier features), got {h}x{w}; pad the input, e.g. '
-                f'DetDataPreprocessor(pad_size_divisor={self.size_divisor}) in mmdet or a crop/resize '
-                f'to a multiple of {self.size_divisor}')
+            raise ValueError(sides_message)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)

@@ -1,0 +1,127 @@
+"""tools/image_demo.py: a folder of images through mmdet's DetInferencer (pictures + JSON equal to what
+mmdet's own inference_detector predicts), an image through mmpretrain's ImageClassificationInferencer, mmseg
+configs through MMSegInferencer when mmseg is installed, and the one-line errors for bad input."""
+import glob
+import json
+import os
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT, run_tool
+from mmfishnet.datasets import make_toy_classification, make_toy_coco
+
+DET_CONFIG = 'configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py'
+CLS_CONFIG = 'configs/toy/fishnet99_1xb16_toy-cls.py'
+
+
+def _save_model(config, path, classes):
+    """A model of ``config`` with random weights, saved as the Runner does (state_dict + dataset_meta)."""
+    from mmfishnet.utils.config_models import build_model, read_config
+    torch.manual_seed(0)
+    model = build_model(read_config(os.path.join(ROOT, config)))
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': classes}}}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def det_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('demo_det')
+    info = make_toy_coco(str(root / 'coco'), num_train=1, num_val=2, size=(96, 128))
+    ckpt = _save_model(DET_CONFIG, root / 'det.pth', info['classes'])
+    return root, ckpt, info['classes']
+
+
+def test_detection_folder_pictures_and_json(tmp_path, det_setup):
+    """Catches: a folder not expanded into its images, pictures or JSON missing or misnamed, the checkpoint
+    not loaded (predictions of other weights), and class names that are not the checkpoint's."""
+    root, ckpt, classes = det_setup
+    images = sorted(glob.glob(str(root / 'coco' / 'val' / '*.png')))
+    out = tmp_path / 'out'
+    proc = run_tool('tools/image_demo.py', str(root / 'coco' / 'val'), DET_CONFIG, str(ckpt), '--out-dir', str(out),
+                    '--device', 'cpu')
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+    from mmdet.apis import inference_detector, init_detector
+    from mmfishnet.utils.config_models import read_config
+    cfg = read_config(os.path.join(ROOT, DET_CONFIG))
+    cfg.model.backbone.init_cfg = None
+    detector = init_detector(cfg, str(ckpt), device='cpu')
+    for image in images:
+        name = os.path.splitext(os.path.basename(image))[0]
+        picture = mmcv.imread(str(out / 'vis' / os.path.basename(image)))
+        assert picture is not None and picture.shape == mmcv.imread(image).shape
+        pred = json.load(open(out / 'preds' / f'{name}.json'))
+        expected = inference_detector(detector, image).pred_instances
+        assert pred['labels'] == expected.labels.tolist()
+        np.testing.assert_allclose(pred['scores'], expected.scores.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.array(pred['bboxes']).reshape(-1, 4), expected.bboxes.numpy(), atol=1e-2)
+        assert len(pred['masks']) == len(pred['labels'])
+        assert pred['label_names'] == [classes[k] for k in pred['labels']]
+        assert image in proc.stdout
+
+
+def test_classification_picture_and_json(tmp_path):
+    """Catches: the classification path not taken for an mmpretrain config, no JSON written (mmpretrain's
+    inferencer writes only pictures), and scores or class names that do not belong together."""
+    data = tmp_path / 'cls'
+    info = make_toy_classification(str(data), num_train=1, num_val=1, size=32)
+    ckpt = _save_model(CLS_CONFIG, tmp_path / 'cls.pth', info['classes'])
+    image = sorted(glob.glob(str(data / 'val' / 'star' / '*.png')))[0]
+    proc = run_tool('tools/image_demo.py', image, CLS_CONFIG, str(ckpt), '--out-dir', str(tmp_path / 'out'),
+                    '--device', 'cpu')
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    name = os.path.splitext(os.path.basename(image))[0]
+    assert mmcv.imread(str(tmp_path / 'out' / 'vis' / f'{name}.png')) is not None
+    pred = json.load(open(tmp_path / 'out' / 'preds' / f'{name}.json'))
+    assert len(pred['pred_scores']) == len(info['classes'])
+    assert pred['pred_label'] == int(np.argmax(pred['pred_scores']))
+    assert pred['pred_class'] == info['classes'][pred['pred_label']]
+    assert abs(sum(pred['pred_scores']) - 1) < 1e-5
+
+
+def test_segmentation_through_mmseg_inferencer(tmp_path):
+    """Catches: mmseg configs (default_scope='mmseg') not dispatched to MMSegInferencer."""
+    pytest.importorskip('mmseg', reason='mmseg is not installed: the segmentation path of image_demo is untested')
+    from mmengine.config import Config
+    configs = [c for c in sorted(glob.glob(os.path.join(ROOT, 'configs', 'toy', '*.py')))
+               if Config.fromfile(c).get('default_scope') == 'mmseg']
+    if not configs:
+        pytest.skip('no toy mmseg config in configs/toy/ yet')
+    image = os.path.join(ROOT, 'demo', 'shapes.png')
+    proc = run_tool('tools/image_demo.py', image, configs[0], '--out-dir', str(tmp_path / 'out'), '--device', 'cpu')
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    pred = json.load(open(tmp_path / 'out' / 'preds' / 'shapes.json'))
+    assert sum(pred['pixels_per_class'].values()) == pred['height'] * pred['width']
+    assert mmcv.imread(str(tmp_path / 'out' / 'vis' / 'shapes.png')) is not None
+
+
+@pytest.mark.parametrize('case, match', [
+    ('missing', 'does not exist'),
+    ('not_an_image', 'cannot be read as an image'),
+    ('empty_folder', 'holds no images'),
+    ('checkpoint_of_other_model', 'does not fit the model of this config'),
+])
+def test_bad_input_one_line_errors(tmp_path, det_setup, case, match):
+    """Catches: a traceback (or a silent run with random weights: the inferencers load with strict=False)
+    instead of the one-line error the other tools give."""
+    _, det_ckpt, _ = det_setup
+    image, checkpoint = os.path.join(ROOT, 'demo', 'shapes.png'), str(det_ckpt)
+    if case == 'missing':
+        image = str(tmp_path / 'nope.png')
+    elif case == 'not_an_image':
+        image = str(tmp_path / 'text.png')
+        open(image, 'w').write('not a picture')
+    elif case == 'empty_folder':
+        image = str(tmp_path)
+    else:
+        from mmfishnet.models import FishNet
+        checkpoint = str(tmp_path / 'cls.pth')
+        state = {f'backbone.{k}': v for k, v in FishNet(arch='99', out_indices=(11, )).state_dict().items()}
+        torch.save({'state_dict': state}, checkpoint)
+    proc = run_tool('tools/image_demo.py', image, DET_CONFIG, checkpoint, '--out-dir', str(tmp_path / 'out'),
+                    '--device', 'cpu')
+    assert proc.returncode == 2, (proc.stdout + proc.stderr)[-2000:]
+    assert 'Traceback' not in proc.stderr and match in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
