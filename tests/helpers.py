@@ -54,3 +54,19 @@ log_processor = dict(window_size=1)
 {extra}
 """
     return write_config(tmp_path / name, 'configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py', body)
+
+
+def build_classifier(arch, num_classes=1000, **backbone):
+    """mmpretrain's ImageClassifier as the ImageNet configs build it (the authors' classifier), with
+    FishNet's score feature by default; ``backbone`` overrides FishNet's arguments (e.g. out_indices)."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    backbone = dict(dict(type='FishNet', arch=arch, out_indices=(11, )), **backbone)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=1056)))

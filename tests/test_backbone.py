@@ -29,7 +29,7 @@ def test_default_is_detection_backbone():
     model = FishNet()
     assert model.out_indices == DETECTION
     assert model.out_channels == (320, 832, 1600, 2112)
-    assert [f['stride'] for f in model.feature_info] == [4, 8, 16, 32]
+    assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32]
     assert not hasattr(model, 'score')
 
 
@@ -40,8 +40,42 @@ def test_every_output_shape(size):
         outs = model(torch.rand(1, 3, *size))
     assert isinstance(outs, tuple) and len(outs) == 12
     for out, info, (channels, stride) in zip(outs, model.feature_info, EXPECTED):
-        assert info['channels'] == channels and info['stride'] == stride, info
-        assert tuple(out.shape) == (1, channels, size[0] // stride, size[1] // stride), info['name']
+        assert info['num_chs'] == channels and info['reduction'] == stride, info
+        assert tuple(out.shape) == (1, channels, size[0] // stride, size[1] // stride), info['module']
+
+
+def test_feature_info_names_the_modules_that_compute_the_outputs():
+    """Catches a ``feature_info`` that timm-style consumers cannot use: each entry's ``module`` must be
+    the attribute whose forward output is the returned feature (timm's feature hooks read it so), with
+    ``num_chs`` its channels and ``reduction`` the input size over its size."""
+    model = FishNet(arch='99', out_indices=(11, 0, 7, 4)).eval()
+    seen = {}
+    for info in model.feature_info:
+        getattr(model, info['module']).register_forward_hook(
+            lambda m, i, out, name=info['module']: seen.__setitem__(name, out.contiguous()))
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 96))
+    assert [info['module'] for info in model.feature_info] == ['score', 'stem', 'body3', 'bridge']
+    for out, info in zip(outs, model.feature_info):
+        assert torch.equal(out, seen[info['module']]), info
+        assert out.shape[1] == info['num_chs'] and 64 // out.shape[2] == 96 // out.shape[3] == info['reduction']
+
+
+def test_in_channels_other_than_three():
+    """Catches an ``in_channels`` ignored by the stem (a hard-coded 3): a 4-channel FishNet takes 4-channel
+    images, its first conv has 4 input channels and each of them reaches the output."""
+    model = FishNet(arch='99', in_channels=4, out_indices=(0, 10)).eval()
+    assert model.stem[0].conv.weight.shape == (32, 4, 3, 3)
+    x = torch.rand(2, 4, 64, 64)
+    with torch.no_grad():
+        outs = model(x)
+        assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 2112, 2, 2)]
+        for channel in range(4):
+            changed = x.clone()
+            changed[:, channel] += 1
+            assert not torch.equal(model(changed)[1], outs[1]), channel
+    with pytest.raises(ValueError, match='in_channels=4 but got an input with 3 channels'):
+        model(torch.rand(1, 3, 64, 64))
 
 
 def test_out_indices_order_and_negative():
