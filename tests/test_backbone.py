@@ -64,18 +64,18 @@ def test_feature_info_names_the_modules_that_compute_the_outputs():
 def test_in_channels_other_than_three():
     """Catches an ``in_channels`` ignored by the stem (a hard-coded 3): a 4-channel FishNet takes 4-channel
     images, its first conv has 4 input channels and each of them reaches the output."""
-    model = FishNet(arch='99', in_channels=4, out_indices=(0, 10)).eval()
+    model = FishNet(arch='99', in_channels=4, out_indices=(0, )).eval()
     assert model.stem[0].conv.weight.shape == (32, 4, 3, 3)
-    x = torch.rand(2, 4, 64, 64)
+    x = torch.rand(2, 4, 32, 32)
     with torch.no_grad():
-        outs = model(x)
-        assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 2112, 2, 2)]
+        out = model(x)[0]
+        assert tuple(out.shape) == (2, 64, 8, 8)
         for channel in range(4):
             changed = x.clone()
             changed[:, channel] += 1
-            assert not torch.equal(model(changed)[1], outs[1]), channel
+            assert not torch.equal(model(changed)[0], out), channel
     with pytest.raises(ValueError, match='in_channels=4 but got an input with 3 channels'):
-        model(torch.rand(1, 3, 64, 64))
+        model(torch.rand(1, 3, 32, 32))
 
 
 def test_out_indices_order_and_negative():
@@ -133,15 +133,6 @@ def test_bottleneck_shortcuts():
         PreActBottleneck(96, 64, reduction=2)
     with pytest.raises(ValueError, match='divisible by 4'):
         PreActBottleneck(64, 66)
-
-
-def test_authors_initialization():
-    model = FishNet(arch='99', out_indices=(4, ))
-    conv = model.bridge.expand  # 1x1, 1024 outputs: N(0, sqrt(2 / 1024))
-    assert abs(conv.weight.std().item() - (2 / 1024) ** 0.5) < 0.002
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
 
 
 def _frozen(module):
@@ -257,11 +248,15 @@ def test_syncbn_config_builds():
 
 
 def test_custom_arch_dict():
-    arch = dict(res_blocks=[1] * 10, transfer_blocks=[1] * 6)
-    model = FishNet(arch=arch, out_indices=(10, )).eval()
-    assert len(model.tail3.units) == 1 and len(model.head3.transfer) == 1
+    """Catches an arch dict whose counts some stage ignores (e.g. a stage reading the named arch's table):
+    every stage gets exactly the units asked for."""
+    res, transfer = [1, 2, 1, 3, 2, 1, 2, 1, 2, 1], [2, 1, 3, 1, 2, 1]
+    model = FishNet(arch=dict(res_blocks=res, transfer_blocks=transfer), out_indices=(10, )).eval()
+    stages = FishNet.stage_names[1:11]
+    trunks = [len(getattr(model, n).units if n.startswith('tail') else getattr(model, n).trunk) for n in stages]
+    assert trunks == res
+    assert [len(getattr(model, n).transfer) for n in stages[4:]] == transfer
     assert model(torch.rand(1, 3, 64, 64))[0].shape == (1, 2112, 2, 2)
-    assert num_params(model) < BACKBONE_PARAMS['99']
 
 
 @pytest.mark.parametrize('kwargs, match', [
