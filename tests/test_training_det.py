@@ -116,7 +116,8 @@ def test_num_classes_check_on_a_detection_config(tmp_path, coco_data):
     """Catches NumClassesCheckHook missing from the detection configs or not reaching a detector's nested
     heads: a bbox head for 5 classes on the 3-class toy COCO stops before training, naming the setting
     (the RPN head's single objectness class is not a mismatch: the other detection tests train)."""
-    cfg = tiny_det_config(tmp_path, coco_data, extra="model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))")
+    cfg = tiny_det_config(tmp_path, coco_data, extra=(
+        "model = dict(backbone=dict(init_cfg=None), roi_head=dict(bbox_head=dict(num_classes=5)))"))
     proc = run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'work'))
     assert proc.returncode == 2, (proc.stdout + proc.stderr)[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == (
