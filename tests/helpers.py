@@ -1,4 +1,5 @@
 """Shared helpers of the training tests: tiny generated datasets and derived configs in tmp dirs."""
+import ast
 import os
 import subprocess
 import sys
@@ -21,6 +22,12 @@ def run_tool(*args, env=None, timeout=900, tool_env=None):
     else:
         cmd = [sys.executable, os.path.join(ROOT, args[0]), *args[1:]]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def printed_metrics(proc):
+    """The metrics dict tools/test.py prints last (a Python literal)."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
 def tiny_cls_config(tmp_path, data_root, epochs=2, extra=''):

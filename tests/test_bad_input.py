@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import run_tool, tiny_cls_config
 from mmfishnet.models import FishNet
 from mmfishnet.utils.checkpoint import CheckpointError
 

@@ -1,8 +1,8 @@
 """Classification end to end through tools/train.py and tools/test.py, and converted official
 checkpoints in the ImageNet configs."""
 import argparse
-import ast
 import os
+from types import SimpleNamespace
 
 import mmcv
 import mmengine
@@ -11,44 +11,38 @@ import torch
 from mmengine.config import Config
 
 from golden import SEEDS, assert_matches_authors, golden_input, golden_weights
-from helpers import ROOT, run_tool, tiny_cls_config
+from helpers import ROOT, printed_metrics, run_tool, tiny_cls_config
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, cls_data):
-    """Two epochs of the tiny classifier through tools/train.py: (config, work dir), a checkpoint per epoch."""
+    """Two epochs of the tiny classifier through tools/train.py (a checkpoint per epoch), then tools/test.py
+    on the last one with --out: the config, the work dir, the metrics printed and the predictions dumped."""
     tmp = tmp_path_factory.mktemp('cls_train')
     cfg = tiny_cls_config(tmp, cls_data, epochs=2)
     proc = run_tool('tools/train.py', cfg, '--work-dir', str(tmp / 'work'))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp / 'work' / 'last_checkpoint').read_text().strip().endswith('epoch_2.pth')
-    return cfg, tmp / 'work'
+    out = tmp / 'preds.pkl'
+    metrics = printed_metrics(run_tool('tools/test.py', cfg, str(tmp / 'work' / 'epoch_2.pth'), '--work-dir',
+                                       str(tmp / 'test'), '--out', str(out)))
+    return SimpleNamespace(cfg=cfg, work=tmp / 'work', metrics=metrics, preds=mmengine.load(str(out)))
 
 
-def printed_metrics(proc):
-    """The metrics dict tools/test.py prints last."""
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
-
-
-def test_test_tool_evaluates_the_checkpoint_and_dumps_predictions(tmp_path, trained):
+def test_test_tool_evaluates_the_checkpoint_and_dumps_predictions(trained):
     """Catches tools/test.py evaluating other weights than the checkpoint given (e.g. the config's own
     init), another split, a top-1 that is not the predictions' accuracy, and a broken --out: the dumped
     scores must be those of the checkpoint's model computed here on the val images, and the printed top-1
     their accuracy against the labels."""
     from mmengine.registry import DefaultScope, init_default_scope
     from mmpretrain.registry import MODELS
-    cfg, work = trained
-    ckpt = str(work / 'epoch_2.pth')
-    state = torch.load(ckpt, map_location='cpu')
+    state = torch.load(trained.work / 'epoch_2.pth', map_location='cpu')
     assert state['meta']['epoch'] == 2  # the Runner's checkpoint loads under torch's weights_only default
-    out = tmp_path / 'preds.pkl'
-    metrics = printed_metrics(run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(tmp_path), '--out', str(out)))
-    preds = mmengine.load(str(out))
+    preds = trained.preds
     assert len(preds) == 8  # 4 classes x 2 val images
     init_default_scope('mmpretrain')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(Config.fromfile(cfg).model)
+        model = MODELS.build(Config.fromfile(trained.cfg).model)
     model.load_state_dict(state['state_dict'], strict=True)
     model.eval()
     images = [torch.from_numpy(mmcv.imread(p['img_path'])).permute(2, 0, 1) for p in preds]
@@ -58,14 +52,14 @@ def test_test_tool_evaluates_the_checkpoint_and_dumps_predictions(tmp_path, trai
     for pred, score in zip(preds, scores):
         torch.testing.assert_close(pred['pred_score'], score, rtol=1e-4, atol=1e-5)
     correct = [int(p['pred_score'].argmax()) == int(p['gt_label']) for p in preds]
-    assert metrics['accuracy/top1'] == pytest.approx(100 * sum(correct) / len(correct))
+    assert trained.metrics['accuracy/top1'] == pytest.approx(100 * sum(correct) / len(correct))
 
 
 def test_resume_from_a_named_checkpoint(tmp_path, trained):
     """Catches ``--resume CKPT`` ignoring CKPT (restarting from scratch, or resuming from the newest
     checkpoint): resumed from epoch_1.pth in a new work dir, epoch 2 is trained again and ends with the
     same weights as the uninterrupted run (RandomStateHook restores the random stream)."""
-    cfg, work = trained
+    cfg, work = trained.cfg, trained.work
     proc = run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'resumed'), '--resume',
                     str(work / 'epoch_1.pth'))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,14 +76,13 @@ def test_trusted_checkpoint_with_python_objects_is_evaluated(tmp_path, trained):
     """Catches --trust-checkpoint not reaching every load of the file (tools/test.py's own check and
     mmengine's load_from): a checkpoint that also holds a Python object (refused without the flag, see
     tests/test_bad_input.py) is evaluated with it, to the same metrics as the plain checkpoint."""
-    cfg, work = trained
+    cfg, work = trained.cfg, trained.work
     state = torch.load(work / 'epoch_2.pth', map_location='cpu')
     state['args'] = argparse.Namespace(lr=0.1)
     torch.save(state, tmp_path / 'with_namespace.pth')
-    plain = printed_metrics(run_tool('tools/test.py', cfg, str(work / 'epoch_2.pth'), '--work-dir', str(tmp_path)))
     trusted = printed_metrics(run_tool('tools/test.py', cfg, str(tmp_path / 'with_namespace.pth'), '--work-dir',
                                        str(tmp_path), '--trust-checkpoint'))
-    assert trusted == plain
+    assert trusted == trained.metrics
 
 
 @pytest.mark.parametrize('arch', ['99', '150', '201'])
