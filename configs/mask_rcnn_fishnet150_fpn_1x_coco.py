@@ -7,12 +7,12 @@
 #
 # Needs COCO 2017 at data/coco/ and the converted ImageNet weights at checkpoints/fishnet150_in1k.pth:
 #   python tools/model_converters/fishnet_to_mmfishnet.py fishnet150_ckpt.tar checkpoints/fishnet150_in1k.pth
-_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/fishnet150_fpn.py']
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/fishnet150_fpn.py',
+    './_base_/default_runtime_fishnet.py'
+]
 
 model = dict(backbone=_base_.fishnet_backbone, neck=dict(in_channels=_base_.fishnet_fpn_in_channels))
 
-# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
-# state for exact resumption; stop on a NaN/inf loss
+# safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                dict(type='NumClassesCheckHook')]

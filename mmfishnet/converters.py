@@ -8,7 +8,6 @@ The official files (``fishnet99_ckpt.tar``, ``fishnet150_ckpt.tar``, ``fishnet15
 and its ``backbone.`` part into any FishNet backbone (e.g. the detection one, through
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
 """
-import re
 from collections import OrderedDict
 from typing import Dict, List, Tuple
 
@@ -26,24 +25,33 @@ WELLTRAINED_RENAMES = {
                      ('fish.fish.9.3.4.', 'fish.fish.9.4.1.')],
 }
 
-_TAILS = {'0': 'tail1', '1': 'tail2', '2': 'tail3'}
-_REFINES = {'4': 'body1', '5': 'body2', '6': 'body3', '7': 'head1', '8': 'head2', '9': 'head3'}
-# Official key prefix (original layout) -> mmpretrain ImageClassifier key prefix. First match wins.
-KEY_RULES: List[Tuple[str, object]] = [
-    (r'conv([123])\.0\.', lambda m: f'backbone.stem.{int(m[1]) - 1}.conv.'),
-    (r'conv([123])\.1\.', lambda m: f'backbone.stem.{int(m[1]) - 1}.bn.'),
-    (r'fish\.fish\.([012])\.0\.', lambda m: f'backbone.{_TAILS[m[1]]}.units.'),
-    (r'fish\.fish\.3\.0\.', 'backbone.bridge.reduce.'),
-    (r'fish\.fish\.3\.1\.', 'backbone.bridge.expand.'),
-    (r'fish\.fish\.3\.2\.', 'backbone.bridge.trunk.'),
-    (r'fish\.fish\.3\.3\.0\.', 'backbone.bridge.attention.'),
-    (r'fish\.fish\.9\.3\.', 'backbone.score.'),
-    (r'fish\.fish\.9\.4\.1\.', 'head.fc.'),
-    (r'fish\.fish\.([4-9])\.0\.', lambda m: f'backbone.{_REFINES[m[1]]}.trunk.'),
-    (r'fish\.fish\.([4-9])\.1\.', lambda m: f'backbone.{_REFINES[m[1]]}.transfer.'),
-]
-# Residual units in tail3 (official stage 2) tell the variants apart.
-_ARCH_BY_TAIL3_UNITS = {6: '99', 8: '150', 12: '201'}
+# Where our modules are in the authors' model (kevin-ssy/FishNet ``models/fishnet.py``): their stem convs
+# ``conv1-3`` are (conv, BN) pairs; ``fish.fish.i`` is stage i (0-2 tails, 3 the bridge, 4-6 bodies, 7-9
+# heads) holding [trunk units, transfer units, sampling]; the bridge holds [BN-ReLU-conv-BN-ReLU, conv,
+# trunk units, [attention]]; head3 adds [score conv, [pool, fc]]. Below these prefixes both layouts name
+# tensors alike (``bn1``, ``conv1``, ..., ``shortcut.0/2``, Sequential indices).
+_BRIDGE_PARTS = (('0.', 'reduce.'), ('1.', 'expand.'), ('2.', 'trunk.'), ('3.0.', 'attention.'))
+_REFINE_PARTS = (('0.', 'trunk.'), ('1.', 'transfer.'))
+
+
+def _prefix_pairs() -> List[Tuple[str, str]]:
+    """(official prefix, mmpretrain ImageClassifier prefix) for every module holding tensors, one pair
+    per part of each of FishNet's named stages, in the model's order."""
+    from mmfishnet.models import FishNet
+    pairs = []
+    for i in range(3):
+        pairs += [(f'conv{i + 1}.0.', f'backbone.stem.{i}.conv.'), (f'conv{i + 1}.1.', f'backbone.stem.{i}.bn.')]
+    for index, name in enumerate(FishNet.stage_names[1:-1]):  # the authors' fish.fish.0 .. 9
+        official, ours = f'fish.fish.{index}.', f'backbone.{name}.'
+        if name == 'bridge':
+            parts = _BRIDGE_PARTS
+        elif name.startswith('tail'):
+            parts = (('0.', 'units.'), )
+        else:
+            parts = _REFINE_PARTS
+        pairs += [(official + a, ours + b) for a, b in parts]
+    pairs += [('fish.fish.9.3.', 'backbone.score.'), ('fish.fish.9.4.1.', 'head.fc.')]
+    return pairs
 
 
 class ConversionError(ValueError):
@@ -83,13 +91,17 @@ def _rename(state_dict, renames):
 
 
 def infer_arch(state_dict: Dict[str, torch.Tensor]) -> str:
-    """'99', '150' or '201' from the number of residual units of tail3 (original layout keys)."""
-    units = {k.split('.')[4] for k in state_dict if k.startswith('fish.fish.2.0.')}
-    arch = _ARCH_BY_TAIL3_UNITS.get(len(units))
-    if arch is None:
+    """'99', '150' or '201' from the number of residual units of tail3 (original layout keys), the
+    count by which FishNet's arch table tells the variants apart."""
+    from mmfishnet.models import FishNet
+    tail3 = FishNet.stage_names.index('tail3') - 1  # the authors' stage index
+    units = {k.split('.')[4] for k in state_dict if k.startswith(f'fish.fish.{tail3}.0.')}
+    by_units = {settings['res_blocks'][tail3]: arch for arch, settings in FishNet.arch_settings.items()}
+    if len(units) not in by_units:
+        known = ', '.join(f'{arch}: {n}' for n, arch in by_units.items())
         raise ConversionError(f'cannot tell the FishNet variant: tail3 has {len(units)} residual units '
-                              f'(99: 6, 150: 8, 201: 12)')
-    return arch
+                              f'({known})')
+    return by_units[len(units)]
 
 
 def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['OrderedDict', dict]:
@@ -138,8 +150,9 @@ def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['Ord
         raise ConversionError('\n'.join(lines))
 
     converted = OrderedDict()
+    pairs = _prefix_pairs()
     for key, value in state.items():
-        new_key = map_official_key(key)
+        new_key = _swap_prefix(key, pairs, 0)
         if new_key == 'head.fc.weight':
             value = value.reshape(value.shape[0], -1)  # 1x1 conv on pooled features == linear
         converted[new_key] = value
@@ -148,68 +161,36 @@ def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['Ord
     return converted, dict(arch=arch, layout=layout, notes=notes)
 
 
+def _swap_prefix(key: str, pairs, which: int) -> str:
+    for pair in pairs:
+        if key.startswith(pair[which]):
+            return pair[1 - which] + key[len(pair[which]):]
+    side = 'official' if which == 0 else 'mmfishnet'
+    raise ConversionError(f'no FishNet module holds the {side} key {key!r}')
+
+
 def map_official_key(key: str) -> str:
-    for pattern, replacement in KEY_RULES:
-        match = re.match(pattern, key)
-        if match:
-            prefix = replacement(match) if callable(replacement) else replacement
-            return prefix + key[match.end():]
-    raise ConversionError(f'no rule maps the official key {key!r}')
+    """The mmpretrain ImageClassifier key of an official (original layout) key."""
+    return _swap_prefix(key, _prefix_pairs(), 0)
 
 
 def expected_official_shapes(arch: str) -> Dict[str, tuple]:
-    """Official key -> shape for ``arch``, derived from mmfishnet's own FishNet (inverse mapping)."""
+    """Official key -> shape for ``arch``, in the authors' key order: every tensor of mmfishnet's own
+    FishNet classifier (and the authors' 1000-class fc, a 1x1 conv), named as the authors name it."""
     from mmfishnet.models import FishNet
-    model = FishNet(arch=arch, out_indices=(11, ))
+    with torch.device('meta'):  # shapes only: no memory, no initialisation
+        model = FishNet(arch=arch, out_indices=(len(FishNet.stage_names) - 1, ))
     ours = {f'backbone.{k}': tuple(v.shape) for k, v in model.state_dict().items()
             if not k.endswith('num_batches_tracked')}
-    score_channels = model.stage_channels['score']
-    ours['head.fc.weight'] = (1000, score_channels, 1, 1)
+    ours['head.fc.weight'] = (1000, model.out_channels[0], 1, 1)
     ours['head.fc.bias'] = (1000, )
-    inverse = {}
-    for key in official_key_names(arch):
-        inverse[key] = ours[map_official_key(key)]
-    if len(inverse) != len(ours):
-        raise AssertionError('official key list and mmfishnet FishNet disagree')
-    return inverse
+    pairs = _prefix_pairs()
+    return {_swap_prefix(key, pairs, 1): shape for key, shape in ours.items()}
 
 
 def official_key_names(arch: str) -> List[str]:
-    """The official state-dict key names (original layout, without ``module.`` and
-    ``num_batches_tracked``), enumerated from the block counts."""
-    from mmfishnet.models import FishNet
-    settings = FishNet.arch_settings[arch]
-    res, trans = settings['res_blocks'], settings['transfer_blocks']
-    bn = ('weight', 'bias', 'running_mean', 'running_var')
-    keys = []
-    for i in (1, 2, 3):
-        keys += [f'conv{i}.0.weight'] + [f'conv{i}.1.{p}' for p in bn]
-
-    def units(prefix, n, first_projection):
-        out = []
-        for u in range(n):
-            for j in (1, 2, 3):
-                out += [f'{prefix}.{u}.bn{j}.{p}' for p in bn] + [f'{prefix}.{u}.conv{j}.weight']
-            if u == 0 and first_projection:
-                out += [f'{prefix}.{u}.shortcut.0.{p}' for p in bn] + [f'{prefix}.{u}.shortcut.2.weight']
-        return out
-
-    for stage in range(10):
-        if stage == 3:
-            keys += [f'fish.fish.3.0.0.{p}' for p in bn] + ['fish.fish.3.0.2.weight']
-            keys += [f'fish.fish.3.0.3.{p}' for p in bn] + ['fish.fish.3.1.weight', 'fish.fish.3.1.bias']
-            keys += units('fish.fish.3.2', res[3], True)
-            keys += [f'fish.fish.3.3.0.0.{p}' for p in bn]
-            keys += [f'fish.fish.3.3.0.{i}.{p}' for i in (3, 5) for p in ('weight', 'bias')]
-            continue
-        # projection shortcut where a stage's first unit changes width without the channel reduction:
-        # the tails; heads and bodies keep it (bodies use r(x), heads keep their width)
-        keys += units(f'fish.fish.{stage}.0', res[stage], first_projection=stage < 3)
-        if stage > 3:
-            keys += units(f'fish.fish.{stage}.1', trans[stage - 4], False)
-    keys += [f'fish.fish.9.3.0.{p}' for p in bn] + ['fish.fish.9.3.2.weight']
-    keys += [f'fish.fish.9.3.3.{p}' for p in bn] + ['fish.fish.9.4.1.weight', 'fish.fish.9.4.1.bias']
-    return keys
+    """The official state-dict keys (original layout, without ``module.`` and ``num_batches_tracked``)."""
+    return list(expected_official_shapes(arch))
 
 
 def convert_checkpoint_file(src: str, dst: str, trust_source: bool = False) -> dict:

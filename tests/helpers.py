@@ -1,4 +1,5 @@
 """Shared helpers of the training tests: tiny generated datasets and derived configs in tmp dirs."""
+import ast
 import os
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def train_then_test(cfg, work, last, *test_args):
     proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(work), *test_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return ckpt, proc
+
+
+def printed_metrics(proc):
+    """The metrics dict tools/test.py prints last (a Python literal)."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
 def tiny_cls_config(tmp_path, data_root, epochs=2, extra=''):
@@ -97,3 +104,19 @@ def save_toy_classifier(path, arch='99', extra=None):
     state.update({'head.fc.weight': torch.zeros(4, 1056), 'head.fc.bias': torch.zeros(4)})
     torch.save({'state_dict': state, 'meta': {'arch': f'fishnet{arch}'}, **(extra or {})}, path)
     return backbone
+
+
+def build_classifier(arch, num_classes=1000, **backbone):
+    """mmpretrain's ImageClassifier as the ImageNet configs build it (the authors' classifier), with
+    FishNet's score feature by default; ``backbone`` overrides FishNet's arguments (e.g. out_indices)."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    backbone = dict(dict(type='FishNet', arch=arch, out_indices=(11, )), **backbone)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=1056)))

@@ -29,7 +29,7 @@ def test_default_is_detection_backbone():
     model = FishNet()
     assert model.out_indices == DETECTION
     assert model.out_channels == (320, 832, 1600, 2112)
-    assert [f['stride'] for f in model.feature_info] == [4, 8, 16, 32]
+    assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32]
     assert not hasattr(model, 'score')
 
 
@@ -40,8 +40,42 @@ def test_every_output_shape(size):
         outs = model(torch.rand(1, 3, *size))
     assert isinstance(outs, tuple) and len(outs) == 12
     for out, info, (channels, stride) in zip(outs, model.feature_info, EXPECTED):
-        assert info['channels'] == channels and info['stride'] == stride, info
-        assert tuple(out.shape) == (1, channels, size[0] // stride, size[1] // stride), info['name']
+        assert info['num_chs'] == channels and info['reduction'] == stride, info
+        assert tuple(out.shape) == (1, channels, size[0] // stride, size[1] // stride), info['module']
+
+
+def test_feature_info_names_the_modules_that_compute_the_outputs():
+    """Catches a ``feature_info`` that timm-style consumers cannot use: each entry's ``module`` must be
+    the attribute whose forward output is the returned feature (timm's feature hooks read it so), with
+    ``num_chs`` its channels and ``reduction`` the input size over its size."""
+    model = FishNet(arch='99', out_indices=(11, 0, 7, 4)).eval()
+    seen = {}
+    for info in model.feature_info:
+        getattr(model, info['module']).register_forward_hook(
+            lambda m, i, out, name=info['module']: seen.__setitem__(name, out.contiguous()))
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 96))
+    assert [info['module'] for info in model.feature_info] == ['score', 'stem', 'body3', 'bridge']
+    for out, info in zip(outs, model.feature_info):
+        assert torch.equal(out, seen[info['module']]), info
+        assert out.shape[1] == info['num_chs'] and 64 // out.shape[2] == 96 // out.shape[3] == info['reduction']
+
+
+def test_in_channels_other_than_three():
+    """Catches an ``in_channels`` ignored by the stem (a hard-coded 3): a 4-channel FishNet takes 4-channel
+    images, its first conv has 4 input channels and each of them reaches the output."""
+    model = FishNet(arch='99', in_channels=4, out_indices=(0, )).eval()
+    assert model.stem[0].conv.weight.shape == (32, 4, 3, 3)
+    x = torch.rand(2, 4, 32, 32)
+    with torch.no_grad():
+        out = model(x)[0]
+        assert tuple(out.shape) == (2, 64, 8, 8)
+        for channel in range(4):
+            changed = x.clone()
+            changed[:, channel] += 1
+            assert not torch.equal(model(changed)[0], out), channel
+    with pytest.raises(ValueError, match='in_channels=4 but got an input with 3 channels'):
+        model(torch.rand(1, 3, 32, 32))
 
 
 def test_out_indices_order_and_negative():
@@ -99,15 +133,6 @@ def test_bottleneck_shortcuts():
         PreActBottleneck(96, 64, reduction=2)
     with pytest.raises(ValueError, match='divisible by 4'):
         PreActBottleneck(64, 66)
-
-
-def test_authors_initialization():
-    model = FishNet(arch='99', out_indices=(4, ))
-    conv = model.bridge.expand  # 1x1, 1024 outputs: N(0, sqrt(2 / 1024))
-    assert abs(conv.weight.std().item() - (2 / 1024) ** 0.5) < 0.002
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
 
 
 def _frozen(module):
@@ -223,11 +248,15 @@ def test_syncbn_config_builds():
 
 
 def test_custom_arch_dict():
-    arch = dict(res_blocks=[1] * 10, transfer_blocks=[1] * 6)
-    model = FishNet(arch=arch, out_indices=(10, )).eval()
-    assert len(model.tail3.units) == 1 and len(model.head3.transfer) == 1
+    """Catches an arch dict whose counts some stage ignores (e.g. a stage reading the named arch's table):
+    every stage gets exactly the units asked for."""
+    res, transfer = [1, 2, 1, 3, 2, 1, 2, 1, 2, 1], [2, 1, 3, 1, 2, 1]
+    model = FishNet(arch=dict(res_blocks=res, transfer_blocks=transfer), out_indices=(10, )).eval()
+    stages = FishNet.stage_names[1:11]
+    trunks = [len(getattr(model, n).units if n.startswith('tail') else getattr(model, n).trunk) for n in stages]
+    assert trunks == res
+    assert [len(getattr(model, n).transfer) for n in stages[4:]] == transfer
     assert model(torch.rand(1, 3, 64, 64))[0].shape == (1, 2112, 2, 2)
-    assert num_params(model) < BACKBONE_PARAMS['99']
 
 
 @pytest.mark.parametrize('kwargs, match', [

@@ -5,24 +5,23 @@ import os
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, save_toy_classifier, tiny_cls_config
-from mmfishnet.datasets import make_toy_classification
+from helpers import ROOT, run_tool, tiny_cls_config
 from mmfishnet.models import FishNet
 from mmfishnet.utils.checkpoint import CheckpointError
-
-
-@pytest.fixture(scope='module')
-def cls_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('toy_cls_bad')
-    make_toy_classification(str(root), num_train=2, num_val=1, size=32)
-    return root
 
 
 @pytest.fixture(scope='module')
 def fishnet99_ckpt(tmp_path_factory):
     """A converted-layout FishNet-99 classifier checkpoint (random weights)."""
     path = tmp_path_factory.mktemp('ckpt') / 'fishnet99.pth'
-    save_toy_classifier(path)
+    backbone = FishNet(arch='99', out_indices=(11, ))
+    # distinct from any freshly initialised model's values (BN weights and statistics are 1 / 0 / 1 there)
+    g = torch.Generator().manual_seed(0)
+    state = {f'backbone.{k}': v + torch.rand(v.shape, generator=g) if v.is_floating_point() else v
+             for k, v in backbone.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(4, 1056)
+    state['head.fc.bias'] = torch.zeros(4)
+    torch.save({'state_dict': state, 'meta': {'arch': 'fishnet99'}}, path)
     return path
 
 
@@ -38,10 +37,23 @@ def pretrained(path, prefix='backbone.'):
     return dict(type='Pretrained', checkpoint=str(path), prefix=prefix)
 
 
-def test_pretrained_backbone_loads_strictly_for_built_stages(fishnet99_ckpt):
+def test_pretrained_backbone_loads_strictly_for_built_stages(tmp_path, fishnet99_ckpt):
+    """Catches a Pretrained init that loads nothing, part of the file, or the wrong prefix (mmengine's own
+    loads with strict=False and only logs): every tensor of the detection backbone must then be the
+    checkpoint's, the classifier's score stage is ignored, and one missing tensor is an error."""
+    weights = torch.load(fishnet99_ckpt, weights_only=True)['state_dict']
     model = FishNet(arch='99', init_cfg=pretrained(fishnet99_ckpt))  # detection backbone: no score stage
     model.init_weights()
-    assert model.is_init
+    own = model.state_dict()
+    assert own.keys() == {k[len('backbone.'):] for k in weights if k.startswith('backbone.') and
+                          not k.startswith('backbone.score.')}
+    for key, value in own.items():
+        assert torch.equal(value, weights[f'backbone.{key}']), key
+    del weights['backbone.head3.trunk.1.conv2.weight']
+    torch.save({'state_dict': weights}, tmp_path / 'incomplete.pth')
+    model = FishNet(arch='99', init_cfg=pretrained(tmp_path / 'incomplete.pth'))
+    with pytest.raises(CheckpointError, match='1 of the model.s .* tensors are missing, e.g. head3.trunk.1.conv2'):
+        model.init_weights()
 
 
 @pytest.mark.parametrize('make, match', [

@@ -5,7 +5,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if f'{os.sep}_base_{os.sep}' not in p)
 # CLASSIFIER_PARAMS: the authors' released model definitions (README). DETECTION_PARAMS, outputs (7, 8, 9, 10),
@@ -41,6 +42,10 @@ def test_the_fixed_paths_exist():
 def test_config_parses_and_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['mmfishnet']
+    # configs/_base_/default_runtime_fishnet.py's hooks and the safe checkpoint hook: without them a NaN
+    # loss is saved, a resume draws other random numbers, a wrong num_classes trains, a kill loses checkpoints
+    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook', 'RandomStateHook', 'NumClassesCheckHook']
+    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
     backbone = cfg.model.backbone
     assert backbone.type == 'FishNet'
     model = build_model(cfg)
@@ -85,10 +90,14 @@ def test_imagenet_recipe():
 
 
 def test_user_command_without_coco_says_where_to_put_it(tmp_path):
+    """Catches a detection config or tools/train.py that starts without its data and fails later (or
+    never: the README's command must stop at once). Run from an empty directory, so that data/coco is
+    missing even on a machine that has COCO in the checkout (where this would start a 12-epoch run)."""
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, 'tools/train.py', 'configs/mask_rcnn_fishnet150_fpn_1x_coco.py',
-                           '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools/train.py'),
+                           os.path.join(ROOT, 'configs/mask_rcnn_fishnet150_fpn_1x_coco.py'), '--work-dir',
+                           str(tmp_path / 'work')], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert 'data/coco/' in proc.stderr and 'does not exist' in proc.stderr and 'README' in proc.stderr
     assert 'Traceback' not in proc.stderr

@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from mmfishnet.converters import (ConversionError, convert_official_state_dict, official_key_names)
+from helpers import ROOT, build_classifier
+from mmfishnet.converters import (ConversionError, convert_official_state_dict, expected_official_shapes,
+                                  official_key_names)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = json.load(open(os.path.join(ROOT, 'tests', 'data', 'fishnet_official_keys.json')))
 CONVERTER = os.path.join(ROOT, 'tools', 'model_converters', 'fishnet_to_mmfishnet.py')
 
@@ -29,22 +30,14 @@ def fake_official(layout, seed=0, module_prefix=True, with_nbt=True):
     return state
 
 
-def build_classifier(arch):
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(dict(
-            type='ImageClassifier',
-            backbone=dict(type='FishNet', arch=arch, out_indices=(11, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1056)))
-
-
 @pytest.mark.parametrize('arch', ['99', '150', '201'])
 def test_key_enumeration_matches_the_official_layout(arch):
-    assert sorted(official_key_names(arch)) == sorted(KEYS[f'fishnet{arch}'])
+    """Catches a FishNet whose tensors differ from the authors' (a missing, extra or misshapen tensor,
+    another order of units) and a converter prefix table that names a module the authors name otherwise:
+    the official keys derived from our model must be the authors' model's keys, order and shapes
+    (tests/data/fishnet_official_keys.json, read off their code: tests/data/README.md)."""
+    assert official_key_names(arch) == list(KEYS[f'fishnet{arch}'])
+    assert expected_official_shapes(arch) == {k: tuple(v) for k, v in KEYS[f'fishnet{arch}'].items()}
 
 
 @pytest.mark.parametrize('layout, arch', [('fishnet99', '99'), ('fishnet150', '150'), ('fishnet201', '201'),
@@ -66,12 +59,25 @@ def test_converts_one_to_one_and_loads_strictly(layout, arch):
                                                       else 'module.fish.fish.9.4.4.weight'].flatten(1))
 
 
-def test_welltrained_and_original_layouts_agree():
-    original, _ = convert_official_state_dict(fake_official('fishnet150', seed=3))
-    welltrained, info = convert_official_state_dict(fake_official('fishnet150_welltrained', seed=3))
-    assert info['layout'] == 'welltrained150'
-    # same random stream, same key order after renaming -> same tensors under the same names
-    assert original.keys() == welltrained.keys()
+@pytest.mark.parametrize('welltrained, original', [('fishnet150_welltrained', 'fishnet150'),
+                                                     ('fishnet201_welltrain', 'fishnet201')])
+def test_welltrained_and_original_layouts_agree(welltrained, original):
+    """Catches a wrong entry of the converter's rename table for the "well-trained" files: the same
+    tensors stored under the well-trained names (which take the place of the names they replace, see
+    tests/data/README.md) must convert to exactly the tensors the original layout converts to."""
+    official = fake_official(original, seed=3, module_prefix=False, with_nbt=False)
+    bare = original == 'fishnet201'  # its well-trained file lacks the first shortcut's BN
+    values = [v for k, v in official.items() if not (bare and k.startswith('fish.fish.0.0.0.shortcut.0.'))]
+    assert len(values) == len(KEYS[welltrained])
+    renamed = dict(zip(KEYS[welltrained], values))
+    expected, _ = convert_official_state_dict(official)
+    converted, info = convert_official_state_dict(renamed)
+    assert info['layout'] == {'fishnet150': 'welltrained150', 'fishnet201': 'welltrain201'}[original]
+    assert converted.keys() == expected.keys()
+    identity_bn = 'backbone.tail1.units.0.shortcut.0.'  # 201: added by the converter (the test below)
+    for key in expected:
+        if not key.startswith(identity_bn):
+            assert torch.equal(converted[key], expected[key]), key
 
 
 def test_welltrain201_gets_an_exact_identity_bn():

@@ -11,18 +11,10 @@ import pytest
 import torch
 
 from helpers import ROOT, cpu_tool_env, run_tool, tiny_cls_config
-from mmfishnet.datasets import make_toy_classification
 from mmfishnet.engine import NonFiniteLossHook
 from mmfishnet.utils.checkpoint import atomic_save, find_resumable_checkpoint, is_complete_checkpoint
 
 PLUGINS = os.path.join(ROOT, 'tests', 'plugins')
-
-
-@pytest.fixture(scope='module')
-def cls_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('toy_cls_rel')
-    make_toy_classification(str(root), num_train=12, num_val=2, size=32)
-    return root
 
 
 def weights(path):
@@ -154,14 +146,25 @@ def test_resume_skips_a_partial_checkpoint(tmp_path):
 
 
 def test_outdated_checkpoint_deleted_after_the_new_one(tmp_path, cls_data):
-    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3,
-                          extra="default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))")
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(tmp_path / 'work'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / 'work').glob('*.pth')) == ['epoch_3.pth']
-    state = torch.load(tmp_path / 'work' / 'epoch_3.pth', map_location='cpu')
-    assert state['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
-    assert 'random_state' in state
+    """Catches deleting the outdated checkpoint before the new one is complete (mmengine's CheckpointHook
+    does, with max_keep_ckpts), which leaves no checkpoint when the save is interrupted: with
+    max_keep_ckpts=1, killed while epoch 3's checkpoint is being saved, the run has deleted epoch_1.pth
+    (once epoch_2.pth was complete) and kept epoch_2.pth, complete, recording itself as the one kept."""
+    extra = """
+custom_imports = dict(imports=['mmfishnet', 'save_killer'], allow_failed_imports=False)
+custom_hooks = [dict(type='RandomStateHook'), dict(type='KillWhileSaving', epoch=3)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=1))
+"""
+    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
+    work = tmp_path / 'work'
+    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
+                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_2.pth']
+    assert is_complete_checkpoint(str(work / 'epoch_2.pth'))
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_2.pth')
+    state = torch.load(work / 'epoch_2.pth', map_location='cpu')
+    assert state['message_hub']['runtime_info']['keep_ckpt_ids'] == [2]
 
 
 class _MappedTensor(torch.Tensor):

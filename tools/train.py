@@ -55,10 +55,8 @@ def load_config(args):
     return cfg
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    cfg = load_config(args)
-
+def apply_training_options(cfg, args) -> None:
+    """--amp, --auto-scale-lr and --resume, applied to the config."""
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
@@ -78,6 +76,11 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)
+    apply_training_options(cfg, args)
     from mmfishnet.utils.config_checks import check_checkpoint, check_dataset_paths, check_pretrained_paths
     check_dataset_paths(cfg, splits=('train', 'val'))
     if not cfg.get('resume'):

@@ -1,7 +1,5 @@
 # The FishNet-150 backbone as an FPN detector uses it; inherited by the detection configs beside
 # mmdet's own bases. frozen_stages/norm_eval as in mmdet's ResNet baselines.
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
-
 pretrained = 'checkpoints/fishnet150_in1k.pth'  # tools/model_converters/fishnet_to_mmfishnet.py output
 fishnet_backbone = dict(
     _delete_=True,  # nothing of the base's ResNet leaks in

@@ -1,7 +1,5 @@
 # The FishNet-99 ImageNet classifier (the authors' layout: score feature, global pooling, linear layer),
 # shared by the classification configs; they change arch, stem_stride or num_classes.
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
-
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='FishNet', arch='99', out_indices=(11, )),  # the 1056-channel score feature

@@ -6,6 +6,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/cifar10_bs16.py',
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/fishnet99_classifier.py',
+    '../_base_/default_runtime_fishnet.py',
 ]
 
 model = dict(backbone=dict(stem_stride=1), head=dict(num_classes=10))
@@ -23,8 +24,5 @@ val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=128)
 
-# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
-# state for exact resumption; stop on a NaN/inf loss
+# safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                dict(type='NumClassesCheckHook')]

@@ -7,6 +7,7 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs256.py',
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/fishnet99_classifier.py',
+    '../_base_/default_runtime_fishnet.py',
 ]
 
 
@@ -24,8 +25,5 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-# checkpoints written atomically (the old one deleted only after the new one is complete) with the random
-# state for exact resumption; stop on a NaN/inf loss
+# safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                dict(type='NumClassesCheckHook')]

@@ -1,7 +1,10 @@
 # FishNet-99 classifier on the bundled toy shapes (python tools/data/make_toy_data.py): 4 classes
 # (circle, square, star, triangle), 64x64 images, 480 train / 100 val. Trains on a CPU in minutes.
 # Its checkpoint initialises the toy Mask R-CNN's backbone, as converted ImageNet weights do for COCO.
-_base_ = ['mmpretrain::_base_/default_runtime.py', '../_base_/fishnet99_classifier.py']
+_base_ = [
+    'mmpretrain::_base_/default_runtime.py', '../_base_/fishnet99_classifier.py',
+    '../_base_/default_runtime_fishnet.py'
+]
 
 data_root = 'data/toy_cls'
 model = dict(
@@ -41,6 +44,4 @@ test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     checkpoint=dict(type='SafeCheckpointHook', interval=4, max_keep_ckpts=1))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                dict(type='NumClassesCheckHook')]
 randomness = dict(seed=0)

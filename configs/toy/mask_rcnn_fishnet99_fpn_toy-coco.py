@@ -6,9 +6,7 @@
 # load converted ImageNet weights; set its path with
 #   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_16.pth
 # or train from scratch with --cfg-options model.backbone.init_cfg=None.
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../_base_/default_runtime_fishnet.py']
 
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')
@@ -74,7 +72,5 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='SafeCheckpointHook', interval=5, max_keep_ckpts=1))
 log_processor = dict(window_size=10)
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                dict(type='NumClassesCheckHook')]
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -117,7 +117,8 @@ class FishNet(BaseModule):
     ``score`` is the classifier's BN-ReLU-conv1x1-BN-ReLU feature (global average pooling and a linear
     layer on it give the authors' classifier). Only the stages up to the highest requested output are
     built, so the detection backbone (``out_indices=(7, 8, 9, 10)``) carries no classifier weights.
-    :attr:`feature_info` lists channels and stride of every requested output.
+    :attr:`feature_info` lists channels (``num_chs``) and stride (``reduction``) of every requested
+    output, in timm's schema.
 
     Args:
         arch (str | dict): ``'99'``, ``'150'`` or ``'201'``, or a dict with ``res_blocks`` (10 positive
@@ -376,15 +377,16 @@ class FishNet(BaseModule):
     # ------------------------------------------------------------------ the OpenMMLab contract
     @property
     def feature_info(self) -> List[dict]:
-        """Name, channels and stride of each output, in the order of ``out_indices``."""
-        return [
-            dict(index=i, name=self.stage_names[i], channels=self.stage_channels[self.stage_names[i]],
-                 stride=self.stage_strides[self.stage_names[i]]) for i in self.out_indices
-        ]
+        """Each output, in the order of ``out_indices``, described as timm's feature extractors describe
+        theirs (``timm.models.FeatureInfo``): ``num_chs`` (channels), ``reduction`` (stride to the input)
+        and ``module`` (the stage's attribute name), plus its ``index`` in the table above."""
+        names = [self.stage_names[i] for i in self.out_indices]
+        return [dict(num_chs=self.stage_channels[name], reduction=self.stage_strides[name], module=name, index=i)
+                for i, name in zip(self.out_indices, names)]
 
     @property
     def out_channels(self) -> Tuple[int, ...]:
-        return tuple(info['channels'] for info in self.feature_info)
+        return tuple(info['num_chs'] for info in self.feature_info)
 
     def _freeze_stages(self) -> None:
         for name in self.stage_names[:self.frozen_stages + 1]:

@@ -1,0 +1,60 @@
+# Copyright (c) mmfishnet contributors. All rights reserved.
+"""Loading converted ImageNet weights into a FishNet backbone strictly, naming what does not fit."""
+from typing import Optional
+
+import torch
+
+from .safe_load import CheckpointError, load_file, trust_requested
+
+
+def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: str = '',
+                             map_location='cpu', trust: Optional[bool] = None) -> dict:
+    """Load ``checkpoint`` (its ``prefix`` part) into a FishNet backbone, refusing what does not fit.
+
+    Unlike mmengine's ``Pretrained`` init (``strict=False``, mismatches only logged), every tensor of the
+    stages the model builds must be present with the right shape; keys of stages it does not build (a
+    classifier's score stage and head, for a detection backbone) are ignored. An official (unconverted)
+    checkpoint, a ResNet checkpoint or one of another FishNet variant is named as such.
+    ``checkpoint`` is a local file, a URL or another of mmengine's prefixes (see :func:`load_file`), read
+    with ``weights_only=True`` unless ``trust`` (default: :func:`trust_requested`, i.e. ``--trust-checkpoint``).
+    Returns ``dict(loaded=N, ignored=M)``.
+    """
+    raw = load_file(checkpoint, trust=trust_requested() if trust is None else trust, map_location=map_location,
+                    trust_flag='--trust-checkpoint')
+    state = raw.get('state_dict', raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f'{checkpoint} holds no state_dict')
+    keys = list(state)
+    if any(k.startswith(('fish.fish.', 'module.fish.fish.')) for k in keys):
+        raise CheckpointError(f'{checkpoint} is an official FishNet checkpoint; convert it first: python '
+                              f'tools/model_converters/fishnet_to_mmfishnet.py {checkpoint} converted.pth')
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not state or not any(k.startswith(('stem.', 'tail1.')) for k in state):
+        looks_resnet = any(k.startswith(('layer1.', f'{prefix}layer1.', 'conv1.', f'{prefix}conv1.')) for k in keys)
+        kind = 'a ResNet checkpoint' if looks_resnet else 'not a FishNet checkpoint'
+        raise CheckpointError(f'{checkpoint} is {kind}: no FishNet weights under prefix {prefix!r} (its keys '
+                              f'start like {", ".join(keys[:3])})')
+    own = model.state_dict()
+    mismatch = describe_mismatch(own, state)
+    if mismatch:
+        meta_arch = raw.get('meta', {}).get('arch') if isinstance(raw.get('meta'), dict) else None
+        hint = f' (it was converted from {meta_arch})' if meta_arch else ''
+        raise CheckpointError(f'{checkpoint} does not fit this FishNet{hint}: {mismatch}. Is it a checkpoint of '
+                              f'another arch?')
+    model.load_state_dict({k: state[k] for k in own}, strict=True)
+    return dict(loaded=len(own), ignored=len(state) - len(own))
+
+
+def describe_mismatch(own: dict, weights: dict):
+    """None when every tensor of ``own`` is in ``weights`` with its shape, else what is missing or of
+    another shape, with examples."""
+    missing = [k for k in own if k not in weights]
+    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} of the model\'s {len(own)} tensors are missing, e.g. {", ".join(missing[:3])}')
+    if wrong:
+        parts.append(f'{len(wrong)} have another shape, e.g. {wrong[0]} {tuple(weights[wrong[0]].shape)} vs '
+                     f'{tuple(own[wrong[0]].shape)}')
+    return '; '.join(parts) or None
