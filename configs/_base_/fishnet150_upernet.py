@@ -2,8 +2,6 @@
 # ResNet-50 of mmseg's own UPerNet baselines (they inherit those and change nothing else of the model).
 # Norm layers, frozen stages and norm_eval follow mmseg's ResNet backbone there (SyncBN, all stages
 # trained, BN statistics updated), not mmdet's (frozen stem and tail1, norm_eval=True).
-custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
-
 pretrained = 'checkpoints/fishnet150_in1k.pth'  # tools/model_converters/fishnet_to_mmfishnet.py output
 fishnet_upernet = dict(
     pretrained=None,  # the base names ResNet's open-mmlab://resnet50_v1c here; FishNet loads via init_cfg
@@ -32,7 +30,3 @@ fishnet_upernet = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     decode_head=dict(in_channels=[320, 832, 1600, 2112]),
     auxiliary_head=dict(in_channels=1600))
-
-# checkpoints written atomically with the random state; stop on a NaN/inf loss; check num_classes
-fishnet_custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RandomStateHook'),
-                        dict(type='NumClassesCheckHook')]

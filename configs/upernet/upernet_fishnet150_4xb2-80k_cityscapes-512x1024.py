@@ -7,10 +7,11 @@
 #
 # Needs Cityscapes at data/cityscapes/{leftImg8bit,gtFine}/{train,val}/ with the *_labelTrainIds.png maps
 # (README, "Semantic segmentation") and the converted weights at checkpoints/fishnet150_in1k.pth.
-_base_ = ['mmseg::upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py', '../_base_/fishnet150_upernet.py']
+_base_ = ['mmseg::upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py', '../_base_/fishnet150_upernet.py',
+          '../_base_/default_runtime_fishnet.py']
 
 model = _base_.fishnet_upernet
 
+# safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
-custom_hooks = _base_.fishnet_custom_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=8)

@@ -8,10 +8,11 @@
 #
 # Needs ADE20K at data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}/ and the
 # converted ImageNet weights at checkpoints/fishnet150_in1k.pth (README, "Semantic segmentation").
-_base_ = ['mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py', '../_base_/fishnet150_upernet.py']
+_base_ = ['mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py', '../_base_/fishnet150_upernet.py',
+          '../_base_/default_runtime_fishnet.py']
 
 model = _base_.fishnet_upernet
 
+# safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
-custom_hooks = _base_.fishnet_custom_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)
