@@ -58,6 +58,8 @@ def test_pretrained_backbone_loads_strictly_for_built_stages(tmp_path, fishnet99
 
 @pytest.mark.parametrize('make, match', [
     ('other_arch', 'does not fit this FishNet \\(it was converted from fishnet99\\).*another arch'),
+    # FishNet-99's tensors are a subset of FishNet-150's, same shapes: only the extra ones tell them apart
+    ('bigger_arch', 'does not fit this FishNet \\(it was converted from fishnet150\\): .* tensors are not in the model'),
     ('official', 'official FishNet checkpoint; convert it first'),
     ('resnet', 'a ResNet checkpoint'),
     ('corrupt', 'cannot be read as a torch checkpoint'),
@@ -78,6 +80,9 @@ def test_wrong_pretrained_checkpoint(tmp_path, fishnet99_ckpt, make, match):
         path.write_bytes(fishnet99_ckpt.read_bytes()[:5000])
     elif make == 'no_prefix':
         path, prefix = fishnet99_ckpt, 'detector.backbone.'
+    elif make == 'bigger_arch':
+        state = {f'backbone.{k}': v for k, v in FishNet(arch='150', out_indices=(10, )).state_dict().items()}
+        torch.save({'state_dict': state, 'meta': {'arch': 'fishnet150'}}, path)
     arch = '150' if make == 'other_arch' else '99'
     model = FishNet(arch=arch, init_cfg=pretrained(path, prefix))
     with pytest.raises((CheckpointError, FileNotFoundError), match=match):

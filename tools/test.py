@@ -67,9 +67,9 @@ def main(argv=None):
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if weights is not None:
-        from mmfishnet.utils.config_checks import check_checkpoint_fits
+        from mmfishnet.utils.config_models import check_fits
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        check_checkpoint_fits(model, weights, args.checkpoint)
+        check_fits(model, weights, args.checkpoint)
         del weights
     metrics = runner.test()
     from mmengine.dist import is_main_process

@@ -99,15 +99,6 @@ def check_checkpoint(path: str, trust: bool = False):
     return weights
 
 
-def check_checkpoint_fits(model, weights: dict, path: str) -> None:
-    """Every model tensor must be in the checkpoint with its shape (mmengine only warns and evaluates
-    whatever it got, e.g. random weights)."""
-    from .checkpoint import describe_mismatch
-    mismatch = describe_mismatch(model.state_dict(), weights)
-    if mismatch:
-        raise UserError(f'{path} does not fit the model of this config: {mismatch}')
-
-
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 

@@ -99,13 +99,7 @@ def check_fits(model, weights: dict, checkpoint: str) -> None:
     shapes, so a check of missing keys alone would take a FishNet-150 checkpoint for a FishNet-99 model.
     (A backbone's checkpoint may hold stages it does not build, e.g. a classifier's ``score``.)"""
     from .checkpoint import describe_mismatch
-    own = model.state_dict()
-    problem = describe_mismatch(own, weights)
-    built = getattr(model, 'built_stages', None)
-    extra = [k for k in weights if k not in own and (built is None or k.split('.')[0] in built)]
-    if extra:
-        problem = (f'{problem}; ' if problem else '') + (f'{len(extra)} tensors are not in the model, e.g. '
-                                                         f'{", ".join(extra[:3])}')
+    problem = describe_mismatch(model.state_dict(), weights, extra_in=getattr(model, 'built_stages', 'all'))
     if problem:
         raise UserError(f'{checkpoint} does not fit the model of this config: {problem}. Is it a checkpoint '
                         'of another model or arch?')

@@ -36,7 +36,7 @@ def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: st
         raise CheckpointError(f'{checkpoint} is {kind}: no FishNet weights under prefix {prefix!r} (its keys '
                               f'start like {", ".join(keys[:3])})')
     own = model.state_dict()
-    mismatch = describe_mismatch(own, state)
+    mismatch = describe_mismatch(own, state, extra_in=getattr(model, 'built_stages', 'all'))
     if mismatch:
         meta_arch = raw.get('meta', {}).get('arch') if isinstance(raw.get('meta'), dict) else None
         hint = f' (it was converted from {meta_arch})' if meta_arch else ''
@@ -46,15 +46,24 @@ def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: st
     return dict(loaded=len(own), ignored=len(state) - len(own))
 
 
-def describe_mismatch(own: dict, weights: dict):
-    """None when every tensor of ``own`` is in ``weights`` with its shape, else what is missing or of
-    another shape, with examples."""
+def describe_mismatch(own: dict, weights: dict, extra_in=None):
+    """None when every tensor of ``own`` is in ``weights`` with its shape (and, with ``extra_in``, ``weights``
+    holds nothing more there), else what is missing, of another shape or extra, with examples.
+
+    ``extra_in``: where tensors the model lacks count as a mismatch: ``'all'``, or the names of the stages
+    the model builds (a backbone's checkpoint may hold stages it does not build, a classifier's ``score``).
+    Missing keys alone are not enough: FishNet-99's tensors are a subset of FishNet-150's with the same
+    shapes, so a FishNet-150 checkpoint would pass for a FishNet-99 model."""
     missing = [k for k in own if k not in weights]
     wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    extra = [] if extra_in is None else [
+        k for k in weights if k not in own and (extra_in == 'all' or k.split('.')[0] in extra_in)]
     parts = []
     if missing:
         parts.append(f'{len(missing)} of the model\'s {len(own)} tensors are missing, e.g. {", ".join(missing[:3])}')
     if wrong:
         parts.append(f'{len(wrong)} have another shape, e.g. {wrong[0]} {tuple(weights[wrong[0]].shape)} vs '
                      f'{tuple(own[wrong[0]].shape)}')
+    if extra:
+        parts.append(f'{len(extra)} tensors are not in the model, e.g. {", ".join(extra[:3])}')
     return '; '.join(parts) or None
