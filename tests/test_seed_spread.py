@@ -1,0 +1,47 @@
+"""tools/analysis_tools/seed_spread.py, which measures the README's demo spread: it must read the
+validation at the end of training and compute the spread the README quotes. No training here."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from helpers import ROOT
+
+
+@pytest.fixture(scope='module')
+def seed_spread():
+    path = os.path.join(ROOT, 'tools', 'analysis_tools', 'seed_spread.py')
+    spec = importlib.util.spec_from_file_location('seed_spread', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_scalars(run_dir, records):
+    os.makedirs(run_dir / 'vis_data')
+    with open(run_dir / 'vis_data' / 'scalars.json', 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+
+
+def test_reads_the_last_validation_of_the_newest_run(tmp_path, seed_spread):
+    # Catches reading an intermediate validation (the first or best epoch instead of the end of
+    # training), a training-loss line, or an older run left in the same work dir.
+    write_scalars(tmp_path / '20260101_000000', [{'accuracy/top1': 11.0, 'step': 5}])
+    write_scalars(tmp_path / '20260102_000000', [
+        {'loss': 0.5, 'step': 10},
+        {'accuracy/top1': 60.0, 'step': 2},
+        {'loss': 0.2, 'step': 20},
+        {'accuracy/top1': 90.0, 'step': 4},
+        {'loss': 0.1, 'step': 30},
+    ])
+    assert seed_spread.last_metrics(str(tmp_path), ['accuracy/top1']) == {'accuracy/top1': 90.0}
+    assert seed_spread.last_metrics(str(tmp_path), ['coco/bbox_mAP']) is None
+
+
+def test_spread_is_sample_std_and_range(seed_spread):
+    # Catches the population std (divides by n: 0.816 here) or a range taken as max - mean.
+    # Expected values by hand: mean 2, sample variance ((1 + 0 + 1) / 2) = 1, range 3 - 1 = 2.
+    s = seed_spread.spread([1.0, 2.0, 3.0])
+    assert s['mean'] == pytest.approx(2.0) and s['std'] == pytest.approx(1.0)
+    assert (s['min'], s['max'], s['range']) == (1.0, 3.0, 2.0)
