@@ -108,4 +108,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    sys.exit(run_cli(main))

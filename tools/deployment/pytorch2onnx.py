@@ -39,7 +39,7 @@ def build(config: str, checkpoint=None, cfg_options=None):
         load_weights(model, checkpoint, part=part)
     if part == 'model':
         return classifier_logits(model), ['logits'], task
-    return model, [info['name'] for info in model.feature_info], task
+    return model, [info['module'] for info in model.feature_info], task
 
 
 def export(module, out: str, shape, output_names, opset=None):
@@ -129,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    sys.exit(run_cli(main))
