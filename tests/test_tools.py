@@ -50,19 +50,21 @@ def test_get_flops_counts_the_classifier(tmp_path):
 
 def test_make_toy_data_is_deterministic(tmp_path):
     """Catches a toy data generator that draws from an unseeded source (the demo's figures would not
-    repeat) or ignores --seed: the same seed writes byte-identical files, another seed other images."""
+    repeat) or ignores --seed: the same seed writes byte-identical files, another seed other images
+    (classification, COCO and the segmentation label maps derived from it)."""
     args = ['--num-train', '2', '--num-val', '1']
     for name, seed in (('a', '0'), ('b', '0'), ('c', '1')):
         proc = run_tool('tools/data/make_toy_data.py', '--out-dir', str(tmp_path / name), '--seed', seed, *args)
         assert proc.returncode == 0, proc.stderr[-3000:]
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path / 'a') for d, _, fs in os.walk(tmp_path / 'a')
                    for f in fs)
-    assert len([f for f in files if f.endswith('.png')]) == 4 * 3 + 3  # cls: 4 classes x 3; coco: 2 + 1
+    # cls: 4 classes x 3; coco: 2 + 1; seg (from coco): 3 images + 3 label maps
+    assert len([f for f in files if f.endswith('.png')]) == 4 * 3 + 3 + 3 * 2
     assert any(f.endswith('.json') for f in files)
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', files, shallow=False)
     assert not mismatch and not errors
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'c', files, shallow=False)
-    for dataset in ('toy_cls', 'toy_coco'):  # both generators follow --seed
+    for dataset in ('toy_cls', 'toy_coco', 'toy_seg'):  # every generator follows --seed
         assert [f for f in mismatch if f.startswith(dataset) and f.endswith('.png')], dataset
 
 
