@@ -335,17 +335,6 @@ def mmcv_ops(c: Check):
     return result['ok'], result['summary']
 
 
-def _compiling_cuda_version() -> str:
-    """mmcv's own report of the CUDA it was compiled with, asked in a child process: built with nvcc 13.0 for
-    torch 2.11 (H200 image, 2026-11-26), mmcv 2.1.0's get_compiling_cuda_version() crashes the process
-    (segmentation fault) although its CUDA ops work."""
-    code = 'from mmcv.ops import get_compiling_cuda_version as v; print(v())'
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return f'get_compiling_cuda_version() failed (exit code {proc.returncode})'
-    return f'compiled with CUDA {proc.stdout.strip()}'
-
-
 def ops_job(device: str) -> dict:
     import torch
     import mmcv
@@ -360,7 +349,9 @@ def ops_job(device: str) -> dict:
     align = RoIAlign((7, 7), spatial_scale=1.0, sampling_ratio=2, aligned=True)
     cpu_out = align(feats, rois)
     cpu_keep = nms(boxes, scores, 0.5)[1]
-    info = f'mmcv {mmcv.__version__}: {_compiling_cuda_version()}'
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from check_mmcv import compiled_cuda_version  # asks mmcv in a child: it segfaults for nvcc 13 builds
+    info = f'mmcv {mmcv.__version__}: CUDA ops compiled with CUDA {compiled_cuda_version()}'
     if device != 'cuda':
         return dict(ok=True, summary=f'{info}; CPU ops ran (no CUDA comparison in small mode)')
     print('CPU ops ran; CUDA RoIAlign next', flush=True)
