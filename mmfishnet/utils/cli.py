@@ -40,28 +40,40 @@ def run_cli(main: Callable[[], object]) -> int:
       on stderr and in the run's log file, then a last line naming the error and where it was raised.
 
     Either way the process group of a distributed run is closed before returning, so every rank exits with
-    its own code. ``MMFISHNET_DEBUG=1`` re-raises every error instead.
+    its own code. A process that had a process group does not return: it flushes its output and logs and
+    ends with ``os._exit(code)`` (:func:`_exit_after_distributed_run`). ``MMFISHNET_DEBUG=1`` re-raises
+    every error instead.
     """
+    from mmfishnet.utils.dist import closed_a_process_group, teardown_distributed
+    code, all_ranks = _run(main)
+    teardown_distributed(wait=all_ranks)  # a no-op when main() closed it
+    if closed_a_process_group():
+        _exit_after_distributed_run(code)
+    return code
+
+
+def _run(main: Callable[[], object]):
+    """``main()``'s exit code, and whether every rank stopped with the same error (see :func:`run_cli`)."""
     from mmfishnet.converters import ConversionError
     from mmfishnet.engine.hooks import NonFiniteLossError
     from mmfishnet.utils.checkpoint import CheckpointError
     from mmfishnet.utils.dist import teardown_distributed
-    all_ranks = False  # whether every rank raised the error together
     try:
         main()
-        return 0
+        return 0, False
     except (UserError, ConversionError, CheckpointError, NonFiniteLossError) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
+            teardown_distributed(wait=False)
             raise
         message = f'error: {e}'
         _write_to_run_log(message)
-        print(message, file=sys.stderr, flush=True)
+        _say(message)
         # the ranks agreed on a non-finite loss: each says so before any exits (a launcher stops the rest
         # as soon as one rank ends)
-        all_ranks = isinstance(e, NonFiniteLossError)
-        return 2
+        return 2, isinstance(e, NonFiniteLossError)
     except Exception as e:
         if os.environ.get('MMFISHNET_DEBUG'):
+            teardown_distributed(wait=False)
             raise
         import traceback
         text = traceback.format_exc()
@@ -70,9 +82,49 @@ def run_cli(main: Callable[[], object]) -> int:
         print(text, file=sys.stderr, end='')
         print(f'error: unexpected {type(e).__name__} at {frame.filename}:{frame.lineno} ({frame.name}): {e} '
               f"(traceback above{f' and in {log_file}' if log_file else ''})", file=sys.stderr)
-        return 1
-    finally:
-        teardown_distributed(wait=all_ranks)  # a no-op when main() closed it
+        return 1, False
+
+
+def _exit_after_distributed_run(code: int) -> None:
+    """End a process that ran a process group without finalizing the interpreter.
+
+    torch's process-group worker threads (gloo's; NCCL's watchdog works the same way) release the tensors
+    of finished collectives on their own time, which takes the GIL. When that falls in the interpreter's
+    finalization (the thread saw a live interpreter, then waits for the GIL while the main thread starts
+    finalizing), Python ends the thread inside a C++ destructor and the process aborts (``terminate called
+    without an active exception``, exit -6 instead of the tool's code; 3 of about 120 runs of the 2-rank
+    NaN-loss test here, gdb: ``~AsyncBarrierWork`` -> ``decref_pyobject`` -> ``take_gil`` ->
+    ``PyThread_exit_thread``). ``destroy_process_group`` does not stop those threads
+    (pytorch/pytorch#190489, open). So, with the work done and the group closed, the output and logs are
+    flushed here and the process ends with ``os._exit``: no finalization, no race. (Skipped with it:
+    ``atexit`` handlers; mmengine, mmcv, mmdet, mmpretrain, mmseg and mmfishnet register none, and
+    logging's, which flushes and closes the log files, is run here.)
+    """
+    import logging
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _say(line: str) -> None:
+    """Write ``line`` to stderr in one ``write`` call. The ranks of a distributed run share their
+    launcher's stderr, and torchrun starts them with ``python -u``, where ``print`` writes the text and its
+    newline in two calls: two ranks' lines ended up glued on one line. One write of under 4096 bytes
+    (PIPE_BUF) to a pipe is never interleaved with another."""
+    sys.stderr.flush()
+    data = (line + '\n').encode(sys.stderr.encoding or 'utf-8', 'replace')
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a file (pytest's capture)
+        sys.stderr.write(line + '\n')
+        sys.stderr.flush()
+        return
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _write_to_run_log(text: str):

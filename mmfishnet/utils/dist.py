@@ -93,11 +93,21 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     return True
 
 
+_closed = []  # set by teardown_distributed: this process ran (and closed) a process group
+
+
 def teardown_distributed(wait: bool = True) -> None:
     """Close the process group: after a barrier when ``wait`` (the run ended on every rank), at once
     otherwise (an error; the other ranks may be gone). A gloo process that exits with its group open
-    aborts ('terminate called without an active exception') instead of returning its exit code."""
+    aborts ('terminate called without an active exception') instead of returning its exit code; one that
+    closed it still has to end without finalizing the interpreter (``mmfishnet.utils.cli.run_cli``)."""
     if dist.is_available() and dist.is_initialized():
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+        _closed.append(True)
+
+
+def closed_a_process_group() -> bool:
+    """Whether :func:`teardown_distributed` closed a process group in this process."""
+    return bool(_closed)
