@@ -1,9 +1,9 @@
 # FishNet-99 classifier on the bundled toy shapes (python tools/data/make_toy_data.py): 4 classes
 # (circle, square, star, triangle), 32x32 images, 1600 train / 1000 val. Trains on a CPU in minutes.
-# Sized so that top-1 hardly moves with the seed or the float rounding (README, "Two commands"; measured
-# with tools/analysis_tools/seed_spread.py): 2000 iterations, which 32x32 images make affordable, bring
-# the loss down to label smoothing's floor (shorter runs stop while it still falls steeply, where the
-# seed decides how far they got); 1000 val images, so that one image is 0.1 point.
+# Sized so that top-1 hardly moves with the seed (README, "Two commands"; measured with
+# tools/analysis_tools/seed_spread.py): 2000 iterations, which 32x32 images make affordable, bring the
+# loss near label smoothing's floor (shorter runs stop while it still falls steeply, where the seed
+# decides how far they got); 1000 val images, so that one image is 0.1 point.
 # Its checkpoint initialises the toy Mask R-CNN's backbone, as converted ImageNet weights do for COCO.
 _base_ = ['mmpretrain::_base_/default_runtime.py', '../_base_/fishnet99_classifier.py']
 
