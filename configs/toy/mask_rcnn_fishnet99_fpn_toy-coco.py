@@ -4,7 +4,7 @@
 # Sized to train on a CPU in minutes. The backbone starts from the toy classifier
 # (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
 # load converted ImageNet weights; set its path with
-#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_16.pth
+#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_20.pth
 # or train from scratch with --cfg-options model.backbone.init_cfg=None.
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../_base_/default_runtime_fishnet.py']
 
@@ -22,7 +22,7 @@ model = dict(
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/toy_cls/epoch_16.pth', prefix='backbone.')),
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/toy_cls/epoch_20.pth', prefix='backbone.')),
     neck=dict(in_channels=[320, 832, 1600, 2112], out_channels=128),
     rpn_head=dict(in_channels=128, feat_channels=128),
     roi_head=dict(

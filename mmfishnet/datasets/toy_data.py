@@ -60,7 +60,7 @@ def _bright_colour(rng: np.random.RandomState) -> Tuple[int, int, int]:
     return tuple(int(c) for c in colour)
 
 
-def make_toy_classification(out_dir: str, num_train: int = 120, num_val: int = 25, size: int = 64,
+def make_toy_classification(out_dir: str, num_train: int = 400, num_val: int = 250, size: int = 32,
                             classes: Sequence[str] = CLS_CLASSES, seed: int = 0) -> dict:
     """``num_train`` / ``num_val`` images per class. Returns a summary dict."""
     rng = np.random.RandomState(seed)

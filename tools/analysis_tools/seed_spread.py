@@ -4,7 +4,7 @@ mean and spread: how far a demo figure moves when only the seed or the float rou
 
     python tools/analysis_tools/seed_spread.py configs/toy/fishnet99_1xb16_toy-cls.py --seeds 0 1 2 --nchw
     python tools/analysis_tools/seed_spread.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py --seeds 0 1 2 \\
-        --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_16.pth
+        --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_20.pth
 
 Each run is ``tools/train.py CONFIG --cfg-options randomness.seed=N ...`` in its own process and work dir
 (``WORK_DIR/<variant>_seed<N>``); ``--nchw`` adds every seed again with
