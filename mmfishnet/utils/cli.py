@@ -80,8 +80,8 @@ def _run(main: Callable[[], object]):
         log_file = _write_to_run_log(text.rstrip())
         frame = traceback.extract_tb(e.__traceback__)[-1]
         print(text, file=sys.stderr, end='')
-        print(f'error: unexpected {type(e).__name__} at {frame.filename}:{frame.lineno} ({frame.name}): {e} '
-              f"(traceback above{f' and in {log_file}' if log_file else ''})", file=sys.stderr)
+        _say(f'error: unexpected {type(e).__name__} at {frame.filename}:{frame.lineno} ({frame.name}): {e} '
+             f"(traceback above{f' and in {log_file}' if log_file else ''})")
         return 1, False
 
 
