@@ -5,7 +5,7 @@
 # the toy data, BN instead of SyncBN (CPU), 128-channel heads and a short schedule: it trains on a CPU in
 # minutes. The backbone starts from the toy classifier (configs/toy/fishnet99_1xb16_toy-cls.py), loaded
 # with prefix='backbone.' exactly as the real configs load converted ImageNet weights; set its path with
-#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_16.pth
+#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/toy_cls/epoch_20.pth
 # or train from scratch with --cfg-options model.backbone.init_cfg=None.
 _base_ = '../upernet/upernet_fishnet99_4xb4-160k_ade20k-512x512.py'
 
@@ -18,7 +18,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=image_size),
     backbone=dict(norm_cfg=norm_cfg,
-                  init_cfg=dict(checkpoint='work_dirs/toy_cls/epoch_16.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/toy_cls/epoch_20.pth')),
     decode_head=dict(channels=128, num_classes=len(classes), norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=64, num_classes=len(classes), norm_cfg=norm_cfg))
 
