@@ -20,16 +20,21 @@ MODELS = model_zoo_table.load_models(os.path.join(ROOT, 'model-index.yml'))
 
 
 def test_every_model_names_an_existing_config_and_its_schedule():
-    """Catches: a metafile entry left behind when a config is renamed or removed, a duplicated name, and an
-    Epochs figure that is not the config's."""
+    """Catches: a metafile entry left behind when a config is renamed or removed, a duplicated name, a
+    family missing from the index (classification, detection, segmentation), and an Epochs or Iterations
+    figure that is not the config's."""
     names = [m['Name'] for m in MODELS]
-    assert len(names) == len(set(names)) and len(names) >= 12
+    assert len(names) == len(set(names)) and len(names) >= 18
+    tasks = {t for m in MODELS for t in model_zoo_table.model_tasks(m)}
+    assert {'Image Classification', 'Object Detection', 'Semantic Segmentation'} <= tasks, tasks
     for m in MODELS:
         path = os.path.join(ROOT, m['Config'])
         assert os.path.isfile(path), f"{m['Name']}: {m['Config']} does not exist"
         assert os.path.splitext(os.path.basename(path))[0] == m['Name']
         cfg = Config.fromfile(path)
-        assert cfg.train_cfg.max_epochs == m['Metadata']['Epochs'], m['Name']
+        schedule = {k: m['Metadata'][k] for k in ('Epochs', 'Iterations') if k in m['Metadata']}
+        assert schedule == ({'Epochs': cfg.train_cfg.max_epochs} if 'max_epochs' in cfg.train_cfg
+                            else {'Iterations': cfg.train_cfg.max_iters}), m['Name']
 
 
 def test_imagenet_models_carry_the_authors_figures():

@@ -51,6 +51,14 @@ def _metric(results, name):
     return None
 
 
+def model_tasks(model: dict) -> list:
+    """The tasks of a metafile entry: those of its results (or of the results it was converted from),
+    else its Metadata's Task (comma-separated)."""
+    results = model.get('Results') or model.get('Converted From', {}).get('Results') or ()
+    tasks = [r['Task'] for r in results] or model.get('Metadata', {}).get('Task', '').split(', ')
+    return [t for t in dict.fromkeys(tasks) if t]
+
+
 def table(models: list) -> str:
     """One row per model: task, config, the cost as stated, and the authors' accuracy where it exists."""
     lines = ['| model | task | params (M) | FLOPs (G) | input | ImageNet top-1 / top-5 (authors) | config |',
@@ -67,9 +75,7 @@ def table(models: list) -> str:
         accuracy = f'{top1:.2f} / {top5:.2f}' if top1 is not None else '-'
         if top1 is not None and not source.get('Weights'):
             accuracy += ' (no weights released)'
-        tasks = ', '.join(dict.fromkeys(r['Task'] for r in m.get('Results') or source.get('Results') or ())) \
-            or meta.get('Task', '')
-        lines.append(f"| {m['Name']} | {tasks} | {params} | {flops} | {meta['Input Size']} | {accuracy} | "
+        lines.append(f"| {m['Name']} | {', '.join(model_tasks(m))} | {params} | {flops} | {meta['Input Size']} | {accuracy} | "
                      f"[config]({m['Config']}) |")
     return '\n'.join(lines)
 
