@@ -451,3 +451,21 @@ def test_project_checks_stay_one_line(capsys, error):
     assert run_cli(main) == 2
     err = capsys.readouterr().err
     assert err == f'error: {error}\n'
+
+
+@pytest.mark.parametrize('error,debug', [(KeyboardInterrupt(), ''), (NonFiniteLossError('nan'), '1')])
+def test_an_interrupted_rank_still_closes_its_process_group(monkeypatch, error, debug):
+    """Bug: with run_cli's exit codes computed in a helper, what the helper lets through (Ctrl-C, or every
+    error under MMFISHNET_DEBUG=1) left the process group open, the state in which a gloo rank aborts at
+    exit; the group must be closed at once (no barrier: the other ranks may be gone) and the error go on."""
+    from mmfishnet.utils import dist as dist_utils
+    calls = []
+    monkeypatch.setattr(dist_utils, 'teardown_distributed', lambda wait=True: calls.append(wait))
+    monkeypatch.setenv('MMFISHNET_DEBUG', debug)
+
+    def main():
+        raise error
+
+    with pytest.raises(type(error)):
+        run_cli(main)
+    assert calls == [False]

@@ -45,7 +45,11 @@ def run_cli(main: Callable[[], object]) -> int:
     every error instead.
     """
     from mmfishnet.utils.dist import closed_a_process_group, teardown_distributed
-    code, all_ranks = _run(main)
+    try:
+        code, all_ranks = _run(main)
+    except BaseException:  # Ctrl-C, SystemExit, or any error under MMFISHNET_DEBUG: the other ranks may be gone
+        teardown_distributed(wait=False)
+        raise
     teardown_distributed(wait=all_ranks)  # a no-op when main() closed it
     if closed_a_process_group():
         _exit_after_distributed_run(code)
@@ -57,13 +61,11 @@ def _run(main: Callable[[], object]):
     from mmfishnet.converters import ConversionError
     from mmfishnet.engine.hooks import NonFiniteLossError
     from mmfishnet.utils.checkpoint import CheckpointError
-    from mmfishnet.utils.dist import teardown_distributed
     try:
         main()
         return 0, False
     except (UserError, ConversionError, CheckpointError, NonFiniteLossError) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
-            teardown_distributed(wait=False)
             raise
         message = f'error: {e}'
         _write_to_run_log(message)
@@ -73,7 +75,6 @@ def _run(main: Callable[[], object]):
         return 2, isinstance(e, NonFiniteLossError)
     except Exception as e:
         if os.environ.get('MMFISHNET_DEBUG'):
-            teardown_distributed(wait=False)
             raise
         import traceback
         text = traceback.format_exc()
