@@ -1,6 +1,6 @@
 # UPerNet with FishNet-99 on the bundled toy semantic segmentation (python tools/data/make_toy_data.py):
 # the toy COCO's 128x128 images with per-pixel labels, 4 classes (background, circle, square, triangle),
-# 160 train / 40 val images, mmseg's img_dir/ + ann_dir/ layout. It is the ADE20K config
+# 160 train / 1000 val images, mmseg's img_dir/ + ann_dir/ layout. It is the ADE20K config
 # (configs/upernet/upernet_fishnet99_4xb4-160k_ade20k-512x512.py: same backbone outputs and heads) with
 # the toy data, BN instead of SyncBN (CPU), 128-channel heads and a short schedule: it trains on a CPU in
 # minutes. The backbone starts from the toy classifier (configs/toy/fishnet99_1xb16_toy-cls.py), loaded
