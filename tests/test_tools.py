@@ -68,6 +68,24 @@ def test_make_toy_data_is_deterministic(tmp_path):
         assert [f for f in mismatch if f.startswith(dataset) and f.endswith('.png')], dataset
 
 
+def test_toy_coco_val_size_leaves_the_training_images_alone(tmp_path):
+    """Catches a toy COCO whose training images depend on the val split's size (val drawn first, or from
+    a stream seeded by the sizes): the README's detector spread evaluates the same trained weights on 40,
+    400 and 1000 val images, and the demo's 1000 must not change what the detector trains on. Also
+    catches the val default shrinking back below 1000 images, where the same weights spread over 3.9 /
+    6.2 points of bbox / segm mAP (README, "How far the demo figures move", measured with 40 images)."""
+    import inspect
+
+    from mmfishnet.datasets import make_toy_coco
+    assert inspect.signature(make_toy_coco).parameters['num_val'].default >= 1000
+    for name, num_val in (('small', 1), ('large', 3)):
+        make_toy_coco(str(tmp_path / name), num_train=2, num_val=num_val, size=(32, 32))
+    train = [os.path.join('train', f) for f in sorted(os.listdir(tmp_path / 'small' / 'train'))]
+    shared = train + ['annotations/instances_train.json', 'val/val_00001.png']
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'small', tmp_path / 'large', shared, shallow=False)
+    assert len(train) == 2 and match == shared, (mismatch, errors)
+
+
 @pytest.fixture(scope='module')
 def train_tool():
     sys.path.insert(0, os.path.join(ROOT, 'tools'))
