@@ -75,7 +75,8 @@ def table(models: list) -> str:
         accuracy = f'{top1:.2f} / {top5:.2f}' if top1 is not None else '-'
         if top1 is not None and not source.get('Weights'):
             accuracy += ' (no weights released)'
-        lines.append(f"| {m['Name']} | {', '.join(model_tasks(m))} | {params} | {flops} | {meta['Input Size']} | {accuracy} | "
+        tasks = ', '.join(model_tasks(m))
+        lines.append(f"| {m['Name']} | {tasks} | {params} | {flops} | {meta['Input Size']} | {accuracy} | "
                      f"[config]({m['Config']}) |")
     return '\n'.join(lines)
 
