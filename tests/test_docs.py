@@ -469,8 +469,14 @@ def test_the_command_checker_fails_on_a_planted_stale_command(line, message):
 
 
 def test_the_command_checker_reads_inline_spans_and_untagged_blocks():
-    """Catches: stale flags in inline code left unchecked, and a command block whose missing language tag
-    hides it from the checker."""
+    """Catches: stale flags in inline code left unchecked, a file named in prose that is gone (also one of a
+    {a,b} pattern, and a pytest node id whose test was renamed), and a command block whose missing language
+    tag hides it from the checker."""
+    prose = 'See `configs/{mask,faster}_rcnn_fishnet{99,250}_fpn_1x_coco.py` and `tests/test_docs.py::test_gone`.'
+    assert [p.split(': ', 1)[1] for p in check_commands(prose)] == [
+        'configs/{mask,faster}_rcnn_fishnet{99,250}_fpn_1x_coco.py does not exist in the repository',
+        'tests/test_docs.py has no test test_gone']
+    assert check_commands(prose.replace('250', '201').replace('test_gone', 'test_every_relative_link_resolves')) == []
     assert 'tools/train.py has no flag --resume-from' in ' '.join(check_commands('Use `tools/train.py --resume-from`.'))
     assert 'without a shell language tag' in ' '.join(check_commands('```\npython tools/train.py x.py\n```\n'))
 
