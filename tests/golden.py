@@ -25,7 +25,7 @@ GOLDEN_FILE = os.path.join(DATA, 'fishnet_golden.npz')
 SEEDS = {'99': 99, '150': 150}
 INPUT_SEED = 2018
 INPUT_SHAPE = (2, 3, 32, 64)  # two images (batch mix-ups show), not square (H/W swaps show)
-# Outputs recorded, by our stage name (README, "The backbone"): the detection outputs (body3 and the
+# Outputs recorded, by our stage name (docs/backbone.md): the detection outputs (body3 and the
 # heads), the bridge, the classifier's score feature and the logits.
 RECORDED = ('bridge', 'body3', 'head1', 'head2', 'head3', 'score', 'logits')
 

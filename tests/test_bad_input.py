@@ -1,4 +1,4 @@
-"""Every row of the README's error table: the bad input, and the one clear message it gets.
+"""Every row of the error table (docs/errors.md): the bad input, and the one clear message it gets.
 (Backbone arguments and tensors: tests/test_backbone.py; converter: tests/test_converter.py.)"""
 import os
 

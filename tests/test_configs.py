@@ -9,7 +9,8 @@ from helpers import ROOT
 
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if f'{os.sep}_base_{os.sep}' not in p)
-# CLASSIFIER_PARAMS: the authors' released model definitions (README). DETECTION_PARAMS, outputs (7, 8, 9, 10),
+# CLASSIFIER_PARAMS: the authors' released model definitions (docs/backbone.md). DETECTION_PARAMS, outputs
+# (7, 8, 9, 10),
 # which mmdet's FPN and mmseg's UPerNet both take: the same without the score stage and the 1000-way fc,
 # as tests/test_segmentation.py::test_backbone_count_is_the_authors_minus_score_and_fc works out.
 DETECTION_PARAMS = {'99': 13_335_296, '150': 21_665_792, '201': 41_290_944}
@@ -91,7 +92,7 @@ def test_imagenet_recipe():
 
 def test_user_command_without_coco_says_where_to_put_it(tmp_path):
     """Catches a detection config or tools/train.py that starts without its data and fails later (or
-    never: the README's command must stop at once). Run from an empty directory, so that data/coco is
+    never: the documented command must stop at once). Run from an empty directory, so that data/coco is
     missing even on a machine that has COCO in the checkout (where this would start a 12-epoch run)."""
     import subprocess
     import sys
@@ -99,5 +100,5 @@ def test_user_command_without_coco_says_where_to_put_it(tmp_path):
                            os.path.join(ROOT, 'configs/mask_rcnn_fishnet150_fpn_1x_coco.py'), '--work-dir',
                            str(tmp_path / 'work')], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert 'data/coco/' in proc.stderr and 'does not exist' in proc.stderr and 'README' in proc.stderr
+    assert 'data/coco/' in proc.stderr and 'does not exist' in proc.stderr and 'docs/detection.md' in proc.stderr
     assert 'Traceback' not in proc.stderr

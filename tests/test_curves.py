@@ -31,8 +31,8 @@ def _train_run(work):
 
 
 def test_tensorboard_opt_in_writes_the_logged_scalars(tiny_run):
-    """Catches: the --cfg-options line of the README not turning TensorBoard on (backend names not expanded
-    into dicts: the Visualizer refuses strings), or replacing the local backend (no scalars.json, so no
+    """Catches: the --cfg-options line of docs/inference_export.md not turning TensorBoard on (backend names
+    not expanded into dicts: the Visualizer refuses strings), or replacing the local backend (no scalars.json, so no
     curves), and event files that do not hold the run's loss."""
     events = glob.glob(os.path.join(_train_run(tiny_run), 'vis_data', 'events.out.tfevents.*'))
     assert len(events) == 1, os.listdir(tiny_run)

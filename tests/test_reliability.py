@@ -55,8 +55,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, cls_data):
 def test_two_ranks_match_one_rank(tmp_path, cls_data):
     """Same global batch (1 x 8 vs 2 x 4), same data order: the all-rank mean loss follows the same curve.
     With plain BN each rank normalises with its own 4-image statistics, so the curves agree within a
-    tolerance (stated in the README); with a batch-independent norm (GN) they agree to float precision at the
-    first iteration and within 1 % over the run (summation order differs between 1 and 2 ranks)."""
+    tolerance (stated in docs/distributed_training.md); with a batch-independent norm (GN) they agree to
+    float precision at the first iteration and within 1 % over the run (summation order differs between 1
+    and 2 ranks)."""
     curves = {}
     gn = "dict(type='GN', num_groups=16)"
     for name, nproc, batch, norm in [('one', 1, 8, "dict(type='BN')"), ('two', 2, 4, "dict(type='BN')"),

@@ -1,5 +1,5 @@
-"""tools/analysis_tools/seed_spread.py, which measures the README's demo spread: it must read the
-validation at the end of training and compute the spread the README quotes. No training here."""
+"""tools/analysis_tools/seed_spread.py, which measures the demo spread of docs/development.md: it must read the
+validation at the end of training and compute the spread the docs quote. No training here."""
 import importlib.util
 import json
 import os

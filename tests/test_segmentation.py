@@ -43,7 +43,7 @@ def test_backbone_count_is_the_authors_minus_score_and_fc(arch):
 
 
 def test_the_six_configs_exist():
-    """Catches a renamed or missing variant (the README's table names these)."""
+    """Catches a renamed or missing variant (docs/segmentation.md's table names these)."""
     names = {os.path.basename(p) for p in SEG_CONFIGS}
     assert names == {f'upernet_fishnet{a}_{s}.py' for a in ('99', '150', '201')
                      for s in ('4xb4-160k_ade20k-512x512', '4xb2-80k_cityscapes-512x1024')}
@@ -253,7 +253,7 @@ def test_mmseg_own_train_tool_runs_our_config(tmp_path, seg_data):
 def test_missing_dataset_says_where_to_put_it(tmp_path, config, where):
     """Catches a segmentation dataset whose absence is reported deep in the Runner (or not at all)."""
     err = one_line_error(run_tool('tools/train.py', f'configs/upernet/{config}', '--work-dir', str(tmp_path)))
-    assert where in err and 'README' in err and 'put' in err
+    assert where in err and 'docs/segmentation.md' in err and 'put' in err
 
 
 def test_missing_pretrained_file(tmp_path, seg_data):

@@ -35,7 +35,7 @@ def conv_macs(model, shape):
 def test_get_flops_counts_the_classifier(tmp_path):
     """Catches get_flops.py measuring another model or input than asked (the detection backbone, a
     default 224x224) or a count that is not mmengine's (conv and linear multiply-adds plus under 1 % of
-    element-wise ops, README "Params and FLOPs"): its FishNet-99 row must have the authors' 16.63 M
+    element-wise ops, docs/backbone.md, "Parameters and FLOPs"): its FishNet-99 row must have the authors' 16.63 M
     parameters and a GFLOPs figure between the conv + linear multiply-adds counted here and 1 % above."""
     md = tmp_path / 'flops.md'
     proc = run_tool('tools/analysis_tools/get_flops.py', '--archs', '99', '--no-detection', '--shape', '64', '96',
@@ -70,10 +70,11 @@ def test_make_toy_data_is_deterministic(tmp_path):
 
 def test_toy_coco_val_size_leaves_the_training_images_alone(tmp_path):
     """Catches a toy COCO whose training images depend on the val split's size (val drawn first, or from
-    a stream seeded by the sizes): the README's detector spread evaluates the same trained weights on 40,
-    400 and 1000 val images, and the demo's 1000 must not change what the detector trains on. Also
-    catches the val default shrinking back below 1000 images, where the same weights spread over 3.9 /
-    6.2 points of bbox / segm mAP (README, "How far the demo figures move", measured with 40 images)."""
+    a stream seeded by the sizes): the detector spread of docs/development.md evaluates the same trained
+    weights on 40, 400 and 1000 val images, and the demo's 1000 must not change what the detector trains
+    on. Also catches the val default shrinking back below 1000 images, where the same weights spread over
+    3.9 / 6.2 points of bbox / segm mAP (docs/development.md, "How far the demo figures move", measured
+    with 40 images)."""
     import inspect
 
     from mmfishnet.datasets import make_toy_coco
@@ -97,7 +98,7 @@ def train_tool():
 def test_amp_flag_switches_to_the_amp_optimizer_wrapper(train_tool):
     """Catches --amp not reaching the optimizer wrapper (training silently in fp32) or replacing the
     config's optimizer: --amp means exactly ``optim_wrapper.type=AmpOptimWrapper
-    optim_wrapper.loss_scale=dynamic`` (README, "Detection"), everything else of the wrapper kept."""
+    optim_wrapper.loss_scale=dynamic`` (docs/detection.md), everything else of the wrapper kept."""
     plain = Config.fromfile(TOY_CLS).optim_wrapper.to_dict()
     args = train_tool.parse_args([TOY_CLS, '--amp'])
     cfg = train_tool.load_config(args)

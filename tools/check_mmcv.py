@@ -15,6 +15,7 @@ The wheel key names what the wheel depends on: Python, torch, torch's CUDA versi
 architectures the kernels are built for (``TORCH_CUDA_ARCH_LIST``, else those of the visible GPUs), e.g.
 ``cp312-torch2.14.1-cu130-sm80_90`` or ``cp312-torch2.14.1-cpu``.
 """
+import argparse
 import os
 import re
 import subprocess
@@ -107,14 +108,14 @@ def check(version: str) -> str:
         if os.environ.get('FORCE_CUDA', '0') == '1':
             if compiled == 'not available':
                 raise CheckFailed('FORCE_CUDA=1 but mmcv was built without its CUDA ops; rebuild it (see '
-                                  'README, "Installation")')
+                                  'docs/get_started.md)')
             return f'mmcv {version}: ops on CPU; CUDA ops compiled with CUDA {compiled} (no GPU here to run them)'
         return f'mmcv {version}: ops on CPU (no GPU visible)'
     gpu = f'{torch.cuda.get_device_name(0)}, sm_{"".join(map(str, torch.cuda.get_device_capability(0)))}'
     if compiled == 'not available':
         raise CheckFailed(f'torch sees a GPU ({gpu}) but mmcv {version} was built without its CUDA ops (e.g. on '
                           'a machine without GPUs); rebuild it here, or on the build machine with FORCE_CUDA=1 '
-                          'and TORCH_CUDA_ARCH_LIST (README, "Installation")')
+                          'and TORCH_CUDA_ARCH_LIST (docs/get_started.md)')
     try:
         _, keep_gpu = nms(boxes.cuda(), scores.cuda(), 0.5)
         feats = torch.arange(2 * 8 * 8, dtype=torch.float32).view(1, 2, 8, 8)
@@ -130,15 +131,22 @@ def check(version: str) -> str:
     return f'mmcv {version}: ops on CPU and CUDA (compiled with CUDA {compiled}; RoIAlign and nms ran on {gpu})'
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: a VERSION to check, or --wheel-key (tests/test_docs.py reads the flags from here)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument('version', nargs='?', help='the mmcv version that must be installed with runnable ops')
+    group.add_argument('--wheel-key', action='store_true', help='print the cache key of an mmcv wheel built here')
+    return parser
+
+
 def main(argv) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 with the usage on a wrong command line
     try:
-        if argv == ['--wheel-key']:
+        if args.wheel_key:
             print(wheel_key())
-        elif len(argv) == 1 and not argv[0].startswith('-'):
-            print(check(argv[0]))
         else:
-            print(__doc__.split('\n\n')[1], file=sys.stderr)
-            return 2
+            print(check(args.version))
     except CheckFailed as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

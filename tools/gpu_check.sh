@@ -79,7 +79,7 @@ fi
 # it goes on between two calls while the machine is held; a later run waits for it or reuses it.
 ARCH=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))")
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$ARCH}"
-PREBUILT="${GPU_CHECK_PREBUILT_MMCV:-$WHEELS/prebuilt/mmcv-full.tar.xz}"  # from an earlier run (see README)
+PREBUILT="${GPU_CHECK_PREBUILT_MMCV:-$WHEELS/prebuilt/mmcv-full.tar.xz}"  # from an earlier run (see docs/benchmarks.md)
 if [ ! -f "$STATUS" ] && ls "$PREBUILT"* >/dev/null 2>&1; then
     cat "$PREBUILT"* | xz -d | tar -xf - -C "$(dirname "$FULL")" && echo "0 0" > "$STATUS" \
         && echo "[gpu_check] mmcv with CUDA ops taken from $PREBUILT (built by an earlier run on this GPU kind)"

@@ -1,6 +1,6 @@
 # FishNet-99 classifier on the bundled toy shapes (python tools/data/make_toy_data.py): 4 classes
 # (circle, square, star, triangle), 32x32 images, 1600 train / 1000 val. Trains on a CPU in minutes.
-# Sized so that top-1 hardly moves with the seed (README, "Two commands"; measured with
+# Sized so that top-1 hardly moves with the seed (docs/development.md, "How far the demo figures move"; measured with
 # tools/analysis_tools/seed_spread.py): 2000 iterations, which 32x32 images make affordable, bring the
 # loss near label smoothing's floor (shorter runs stop while it still falls steeply, where the seed
 # decides how far they got); 1000 val images, so that one image is 0.1 point.

@@ -2,7 +2,7 @@
 # 3 classes (circle, square, triangle), 128x128 images (160 train / 1000 val), 1-3 instances each,
 # polygon/RLE masks. The 1000 val images (about 2000 objects) make the final mAP a stable demo figure: over
 # seeds 0-2 and both memory formats it spans 2.0 / 1.5 points of bbox / segm mAP (3.9 / 6.2 on 40 images;
-# README, "How far the demo figures move").
+# docs/development.md, "How far the demo figures move").
 # Sized to train on a CPU in minutes. The backbone starts from the toy classifier
 # (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
 # load converted ImageNet weights; set its path with

@@ -6,7 +6,7 @@
 #   bash tools/dist_train.sh configs/upernet/upernet_fishnet150_4xb2-80k_cityscapes-512x1024.py 4
 #
 # Needs Cityscapes at data/cityscapes/{leftImg8bit,gtFine}/{train,val}/ with the *_labelTrainIds.png maps
-# (README, "Semantic segmentation") and the converted weights at checkpoints/fishnet150_in1k.pth.
+# (docs/segmentation.md) and the converted weights at checkpoints/fishnet150_in1k.pth.
 _base_ = ['mmseg::upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py', '../_base_/fishnet150_upernet.py',
           '../_base_/default_runtime_fishnet.py']
 

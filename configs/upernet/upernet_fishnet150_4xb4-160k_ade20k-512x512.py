@@ -7,7 +7,7 @@
 #   bash tools/dist_train.sh configs/upernet/upernet_fishnet150_4xb4-160k_ade20k-512x512.py 4   # 4 GPUs
 #
 # Needs ADE20K at data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}/ and the
-# converted ImageNet weights at checkpoints/fishnet150_in1k.pth (README, "Semantic segmentation").
+# converted ImageNet weights at checkpoints/fishnet150_in1k.pth (docs/segmentation.md).
 _base_ = ['mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py', '../_base_/fishnet150_upernet.py',
           '../_base_/default_runtime_fishnet.py']
 

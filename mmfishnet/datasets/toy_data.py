@@ -88,7 +88,7 @@ def make_toy_coco(out_dir: str, num_train: int = 160, num_val: int = 1000, size:
     same stream, so ``num_val`` does not change the training images. Its default, 1000 images (about
     2000 objects), keeps the demo's mAP from moving with the seed: with 40 images (75 objects) the same
     six trained detectors spread over 3.9 / 6.2 points of bbox / segm mAP, with 1000 over 2.0 / 1.5
-    (README, "How far the demo figures move")."""
+    (docs/development.md, "How far the demo figures move")."""
     from pycocotools import mask as mask_utils
     rng = np.random.RandomState(seed)
     height, width = size

@@ -7,16 +7,16 @@ from .cli import UserError
 
 DATA_HINTS = {
     'CocoDataset': 'download COCO 2017 (train2017/, val2017/, annotations/) and put it at data/coco '
-                   '(see README, "Data")',
-    'ImageNet': 'put ImageNet-1k at data/imagenet (train/, val/ and meta/ as mmpretrain expects; see README)',
-    'CIFAR10': 'put the CIFAR-10 python pickles (cifar-10-batches-py/) at data/cifar10 (see README)',
+                   '(see docs/detection.md)',
+    'ImageNet': 'put ImageNet-1k at data/imagenet (train/, val/ and meta/ as mmpretrain expects; see '
+                'docs/classification.md)',
+    'CIFAR10': 'put the CIFAR-10 python pickles (cifar-10-batches-py/) at data/cifar10 (see docs/classification.md)',
     'CustomDataset': 'generate the bundled toy data first: python tools/data/make_toy_data.py',
     'ADE20KDataset': 'download ADEChallengeData2016 (ADE20K, images/ and annotations/ with training/ and '
-                     'validation/) and put it at data/ade/ADEChallengeData2016 (see README, "Semantic '
-                     'segmentation")',
+                     'validation/) and put it at data/ade/ADEChallengeData2016 (see docs/segmentation.md)',
     'CityscapesDataset': 'put Cityscapes (leftImg8bit/ and gtFine/ with train/ and val/, labelTrainIds made by '
-                         "mmseg's tools/dataset_converters/cityscapes.py) at data/cityscapes (see README, "
-                         '"Semantic segmentation")',
+                         "mmseg's tools/dataset_converters/cityscapes.py) at data/cityscapes (see "
+                         'docs/segmentation.md)',
     'BaseSegDataset': 'generate the bundled toy data first: python tools/data/make_toy_data.py',
 }
 

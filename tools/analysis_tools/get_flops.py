@@ -11,7 +11,7 @@ parameters of the whole detector/segmentor.
 
 FLOPs here are mmengine's (fvcore's) count: one multiply-add of a conv or linear layer is one FLOP, and
 normalization, activation, pooling and up-sampling count one per element (BN two). The authors' README
-figures (4.31/6.45/10.58 G) come from their own counter; see README for the comparison.
+figures (4.31/6.45/10.58 G) come from their own counter; see docs/backbone.md for the comparison.
 """
 import argparse
 import os.path as osp
