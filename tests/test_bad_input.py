@@ -210,3 +210,15 @@ def test_data_read_through_mmengine_backends_is_left_to_mmengine(capsys, data_ro
         with pytest.raises(UserError, match='data/no_such_coco/ does not exist'):
             check_dataset_paths(config('data/no_such_coco/', local), splits=('train', ))
 
+
+def test_first_shortcut_mismatch_names_the_setting():
+    """Catches a FishNet-201 welltrain checkpoint (converted: a bare conv as tail1's first shortcut) loaded
+    into a backbone built without bare_first_shortcut, or an old conversion (a norm added there) into one
+    built with it, failing without the setting that fixes it."""
+    from mmfishnet.utils.checkpoint import describe_mismatch
+    with torch.device('meta'):  # shapes only
+        preact, bare = (FishNet(arch='201', out_indices=(10, ), bare_first_shortcut=b).state_dict()
+                         for b in (False, True))
+    assert describe_mismatch(preact, bare, extra_in='all').endswith('build the backbone with bare_first_shortcut=True')
+    assert 'set it False, or convert the FishNet-201 welltrain weights again' in describe_mismatch(bare, preact)
+    assert describe_mismatch(bare, bare) is None
