@@ -92,7 +92,7 @@ def test_welltrain201_computes_the_authors_function_in_training_mode():
     training mode, the same outputs and gradients as the authors' structure, built here by hand: the
     released definition's network with that shortcut replaced by a bare conv1x1 holding the file's tensor
     ``fish.fish.0.0.0.shortcut.weight`` (the key names a Conv2d module as the whole shortcut).
-    The stem and tail1 (where the shortcut is; the later stages are the same modules either way)."""
+    Compared on the stem and tail1 (where the shortcut is; the later stages are the same modules either way)."""
     from mmfishnet.models import FishNet
     official = fake_official('fishnet201_welltrain', seed=1)
     converted, info = convert_official_state_dict(official)
