@@ -6,7 +6,8 @@ The official files (``fishnet99_ckpt.tar``, ``fishnet150_ckpt.tar``, ``fishnet15
 ``module.``. The converted checkpoint loads with ``strict=True`` into mmpretrain's
 ``ImageClassifier(backbone=FishNet(out_indices=(11,)), neck=GlobalAveragePooling, head=LinearClsHead)``,
 and its ``backbone.`` part into any FishNet backbone (e.g. the detection one, through
-``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``), built with the FishNet arguments
+the checkpoint's ``meta['backbone_args']`` names (``bare_first_shortcut=True`` for FishNet-201 welltrain).
 """
 from collections import OrderedDict
 from typing import Dict, List, Tuple
@@ -18,12 +19,15 @@ WELLTRAINED_RENAMES = {
     'welltrained150': [('fish.fish.3.1.0.', 'fish.fish.3.0.2.'), ('fish.fish.3.1.1.', 'fish.fish.3.0.3.'),
                        ('fish.fish.3.1.3.', 'fish.fish.3.1.'), ('fish.fish.9.4.0.', 'fish.fish.9.3.2.'),
                        ('fish.fish.9.4.1.', 'fish.fish.9.3.3.'), ('fish.fish.9.4.4.', 'fish.fish.9.4.1.')],
-    'welltrain201': [('fish.fish.0.0.0.shortcut.weight', 'fish.fish.0.0.0.shortcut.2.weight'),
-                     ('fish.fish.3.1.0.', 'fish.fish.3.0.2.'), ('fish.fish.3.1.1.', 'fish.fish.3.0.3.'),
+    'welltrain201': [('fish.fish.3.1.0.', 'fish.fish.3.0.2.'), ('fish.fish.3.1.1.', 'fish.fish.3.0.3.'),
                      ('fish.fish.3.1.3.', 'fish.fish.3.1.'), ('fish.fish.9.2.0.', 'fish.fish.9.3.0.'),
                      ('fish.fish.9.3.0.', 'fish.fish.9.3.2.'), ('fish.fish.9.3.1.', 'fish.fish.9.3.3.'),
                      ('fish.fish.9.3.4.', 'fish.fish.9.4.1.')],
 }
+# FishNet arguments a layout's weights need beyond the released model definition: the first unit of
+# fishnet201_ckpt_welltrain.tar has a bare conv as its projection shortcut (``fish.fish.0.0.0.shortcut.weight``,
+# no pre-activation norm), which only ``bare_first_shortcut=True`` computes in training mode as well.
+LAYOUT_BACKBONE_ARGS = {'welltrain201': dict(bare_first_shortcut=True)}
 
 # Where our modules are in the authors' model (kevin-ssy/FishNet ``models/fishnet.py``): their stem convs
 # ``conv1-3`` are (conv, BN) pairs; ``fish.fish.i`` is stage i (0-2 tails, 3 the bridge, 4-6 bodies, 7-9
@@ -108,7 +112,8 @@ def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['Ord
     """Convert an official state dict (any layout, with or without ``module.``).
 
     Returns the converted state dict (mmpretrain ``ImageClassifier`` keys, ``backbone.*`` and
-    ``head.fc.*``) and info (``arch``, ``layout``, ``notes``). ``num_batches_tracked`` buffers are
+    ``head.fc.*``) and info (``arch``, ``layout``, ``notes``, ``backbone_args``: the FishNet arguments
+    the weights need, see :data:`LAYOUT_BACKBONE_ARGS`). ``num_batches_tracked`` buffers are
     added where the source lacks them. Raises :class:`ConversionError` listing every key that is missing
     or does not belong, or whose shape is off.
     """
@@ -120,21 +125,13 @@ def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['Ord
         state = _rename(state, WELLTRAINED_RENAMES[layout])
         notes.append(f'renamed the {layout} layout to the released model definition')
     arch = infer_arch(state)
+    backbone_args = LAYOUT_BACKBONE_ARGS.get(layout, {})
+    if backbone_args:
+        notes.append('tail1 unit 0 of these weights has a bare conv1x1 shortcut: build the backbone with '
+                     + ', '.join(f'{k}={v!r}' for k, v in backbone_args.items())
+                     + ' (the FishNet-201 configs that start from them do; recorded in meta.backbone_args)')
 
-    expected = expected_official_shapes(arch)
-    if layout == 'welltrain201':
-        # Its first projection shortcut is a bare conv. Its input (the stem's max-pooled ReLU output)
-        # is non-negative, so BN-ReLU-conv with an identity BN computes exactly the same.
-        prefix = 'fish.fish.0.0.0.shortcut.0.'
-        if not any(k.startswith(prefix) for k in state):
-            channels = expected[prefix + 'weight'][0]
-            eps = 1e-5
-            state[prefix + 'weight'] = torch.ones(channels)
-            state[prefix + 'bias'] = torch.zeros(channels)
-            state[prefix + 'running_mean'] = torch.zeros(channels)
-            state[prefix + 'running_var'] = torch.full((channels, ), 1 - eps)
-            notes.append('tail1 unit 0 shortcut: the source has a bare conv; added an identity BN '
-                         '(exact, its input is non-negative)')
+    expected = expected_official_shapes(arch, **backbone_args)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
@@ -158,7 +155,7 @@ def convert_official_state_dict(official: Dict[str, torch.Tensor]) -> Tuple['Ord
         converted[new_key] = value
         if new_key.endswith('.running_var'):
             converted[new_key[:-len('running_var')] + 'num_batches_tracked'] = torch.tensor(0, dtype=torch.long)
-    return converted, dict(arch=arch, layout=layout, notes=notes)
+    return converted, dict(arch=arch, layout=layout, notes=notes, backbone_args=dict(backbone_args))
 
 
 def _swap_prefix(key: str, pairs, which: int) -> str:
@@ -174,12 +171,13 @@ def map_official_key(key: str) -> str:
     return _swap_prefix(key, _prefix_pairs(), 0)
 
 
-def expected_official_shapes(arch: str) -> Dict[str, tuple]:
+def expected_official_shapes(arch: str, **backbone_args) -> Dict[str, tuple]:
     """Official key -> shape for ``arch``, in the authors' key order: every tensor of mmfishnet's own
-    FishNet classifier (and the authors' 1000-class fc, a 1x1 conv), named as the authors name it."""
+    FishNet classifier (and the authors' 1000-class fc, a 1x1 conv), named as the authors name it.
+    ``backbone_args``: further FishNet arguments (:data:`LAYOUT_BACKBONE_ARGS`)."""
     from mmfishnet.models import FishNet
     with torch.device('meta'):  # shapes only: no memory, no initialisation
-        model = FishNet(arch=arch, out_indices=(len(FishNet.stage_names) - 1, ))
+        model = FishNet(arch=arch, out_indices=(len(FishNet.stage_names) - 1, ), **backbone_args)
     ours = {f'backbone.{k}': tuple(v.shape) for k, v in model.state_dict().items()
             if not k.endswith('num_batches_tracked')}
     ours['head.fc.weight'] = (1000, model.out_channels[0], 1, 1)
@@ -207,7 +205,7 @@ def convert_checkpoint_file(src: str, dst: str, trust_source: bool = False) -> d
                               f'(a dict with a "state_dict" entry)')
     converted, info = convert_official_state_dict(official)
     meta = dict(arch=f"fishnet{info['arch']}", source=str(src), layout=info['layout'],
-                converter='mmfishnet fishnet_to_mmfishnet')
+                backbone_args=info['backbone_args'], converter='mmfishnet fishnet_to_mmfishnet')
     atomic_save(dict(state_dict=converted, meta=meta), dst)
     info['num_tensors'] = len(converted)
     return info

@@ -133,6 +133,14 @@ def test_bottleneck_shortcuts():
         PreActBottleneck(96, 64, reduction=2)
     with pytest.raises(ValueError, match='divisible by 4'):
         PreActBottleneck(64, 66)
+    # a bare conv1x1 projection (FishNet-201 welltrain's first unit), only where there is a projection
+    assert isinstance(PreActBottleneck(64, 128, bare_shortcut=True).shortcut, nn.Conv2d)
+    for kwargs in (dict(in_channels=64, out_channels=64), dict(in_channels=128, out_channels=64, reduction=2)):
+        with pytest.raises(ValueError, match='bare_shortcut needs a projection'):
+            PreActBottleneck(bare_shortcut=True, **kwargs)
+    model = FishNet(arch='99', out_indices=(2, ), bare_first_shortcut=True)
+    assert isinstance(model.tail1.units[0].shortcut, nn.Conv2d)  # that unit only
+    assert isinstance(model.tail2.units[0].shortcut, nn.Sequential)
 
 
 def _frozen(module):
@@ -279,6 +287,7 @@ def test_custom_arch_dict():
     (dict(norm_cfg=dict(type='NoSuchNorm')), 'NoSuchNorm'),
     (dict(conv_cfg='conv'), 'conv_cfg'),
     (dict(channels_last='yes'), 'channels_last'),
+    (dict(bare_first_shortcut='yes'), 'bare_first_shortcut'),
 ])
 def test_invalid_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError, KeyError), match=match):

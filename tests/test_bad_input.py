@@ -174,3 +174,51 @@ def test_syncbn_on_cpu_is_refused(tmp_path, cls_data):
                                   PYTHONPATH=fake_gpu + os.pathsep + os.environ.get('PYTHONPATH', '')))
     assert proc.returncode != 0
     assert 'SyncBN needs GPUs' in proc.stdout + proc.stderr
+
+
+PETREL = dict(backend='petrel', path_mapping={'data/': 's3://openmmlab/datasets/'})
+
+
+@pytest.mark.parametrize('data_root, backend_args, in_pipeline_only', [
+    ('s3://openmmlab/datasets/coco/', None, False),  # a URI prefix: mmengine's PetrelBackend
+    ('cluster1:s3://openmmlab/datasets/coco/', None, False),  # petrel's cluster-name prefix
+    ('http://127.0.0.1:9/coco/', None, False),  # HTTPBackend
+    ('data/no_such_coco/', PETREL, False),  # a local-looking root that petrel's path_mapping sends to Ceph
+    ('data/no_such_coco/', PETREL, True),  # the images read through the pipeline's backend_args
+])
+def test_data_read_through_mmengine_backends_is_left_to_mmengine(capsys, data_root, backend_args,
+                                                                  in_pipeline_only):
+    """Bug (#19, item 3): check_dataset_paths tested every data_root and ann_file with os.path.exists, so
+    the usual OpenMMLab cluster set-up (data on Ceph/S3 read through backend_args, a URI prefix or petrel's
+    path_mapping) was refused before training started, with no way to skip the check. Such paths are left
+    to mmengine with one note; a local path that is missing is still refused."""
+    from mmengine.config import Config
+    from mmfishnet.utils.cli import UserError
+    from mmfishnet.utils.config_checks import check_dataset_paths
+
+    def config(root, args, pipeline_only=False):
+        dataset = dict(type='CocoDataset', data_root=root, ann_file='annotations/instances_train2017.json',
+                       pipeline=[dict(type='LoadImageFromFile', backend_args=args)])
+        if not pipeline_only:
+            dataset['backend_args'] = args
+        return Config(dict(train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dataset))))
+
+    check_dataset_paths(config(data_root, backend_args, in_pipeline_only), splits=('train', ))
+    out = capsys.readouterr().out
+    assert out.count('\n') == 1 and out.startswith('note: not checked') and f'train data {data_root}' in out
+    for local in (None, dict(backend='local')):  # the same root on the local disk: refused as before
+        with pytest.raises(UserError, match='data/no_such_coco/ does not exist'):
+            check_dataset_paths(config('data/no_such_coco/', local), splits=('train', ))
+
+
+def test_first_shortcut_mismatch_names_the_setting():
+    """Catches a FishNet-201 welltrain checkpoint (converted: a bare conv as tail1's first shortcut) loaded
+    into a backbone built without bare_first_shortcut, or an old conversion (a norm added there) into one
+    built with it, failing without the setting that fixes it."""
+    from mmfishnet.utils.checkpoint import describe_mismatch
+    with torch.device('meta'):  # shapes only
+        preact, bare = (FishNet(arch='201', out_indices=(10, ), bare_first_shortcut=b).state_dict()
+                         for b in (False, True))
+    assert describe_mismatch(preact, bare, extra_in='all').endswith('build the backbone with bare_first_shortcut=True')
+    assert 'set it False, or convert the FishNet-201 welltrain weights again' in describe_mismatch(bare, preact)
+    assert describe_mismatch(bare, bare) is None

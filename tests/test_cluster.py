@@ -410,6 +410,58 @@ def test_pretrained_from_a_url_loads_with_the_same_checks(http_dir, monkeypatch)
     FishNet(arch='99', init_cfg=pretrained(str(served / 'with_args.pth'))).init_weights()
 
 
+TWO_RANKS_LOAD_A_URL = """
+import datetime, os, sys
+import torch.distributed as dist
+
+rank, url, store = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group('gloo', init_method='file://' + store, rank=rank, world_size=2,
+                        timeout=datetime.timedelta(seconds=30))  # a collective out of step fails, not hangs
+barriers, barrier = [], dist.barrier
+
+def counted(*args, **kwargs):  # mmengine's load_from_http calls torch.distributed.barrier()
+    barriers.append(1)
+    return barrier(*args, **kwargs)
+
+dist.barrier = counted
+from mmfishnet.models import FishNet
+FishNet(arch='99', init_cfg=dict(type='Pretrained', checkpoint=url, prefix='backbone.')).init_weights()
+counts = [None, None]
+dist.all_gather_object(counts, len(barriers))
+print('barriers per rank:', counts, flush=True)
+dist.destroy_process_group()
+os._exit(0)  # no interpreter finalization after a gloo group (see test_a_rank_ends_without_finalizing...)
+"""
+
+
+def test_two_ranks_load_a_trusted_url_checkpoint_in_step(http_dir, tmp_path):
+    """Bug (#19, item 4): a Pretrained URL holding more than tensors, with --trust-checkpoint, was fetched
+    twice through mmengine's load_from_http (weights_only=True, then the trusted retry). Rank 0 downloads
+    before mmengine's barrier and the other ranks after it, so rank 0 failed and retried before its barrier
+    while rank 1 failed and retried after it: rank 1 reached the barrier twice, rank 0 once, and the next
+    collective (here an all_gather_object, in training DDP's broadcast) met a barrier. Two gloo ranks on
+    CPU, the checkpoint served on 127.0.0.1; each must reach the barrier once."""
+    import argparse
+    served, url = http_dir
+    save_toy_classifier(served / 'with_args.pth', extra={'args': argparse.Namespace(lr=0.1)})
+    script = tmp_path / 'rank.py'
+    script.write_text(TWO_RANKS_LOAD_A_URL)
+    env = dict(os.environ, PYTHONPATH=ROOT, **{TRUST_ENV: '1'})  # what --trust-checkpoint sets
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), f'{url}/with_args.pth',
+                               str(tmp_path / 'store')], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=180))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0 and out.splitlines()[-1] == 'barriers per rank: [1, 1]', (out + err)[-3000:]
+
+
 # ---------------------------------------------------------------- errors in the middle of a run
 def deep_in_a_run():
     np.ones(2) / np.zeros(2)

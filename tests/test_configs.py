@@ -51,7 +51,8 @@ def test_config_parses_and_builds(path):
     assert backbone.type == 'FishNet'
     model = build_model(cfg)
     arch = str(backbone.arch)
-    params = sum(p.numel() for p in model.backbone.parameters())
+    # bare_first_shortcut (the converted FishNet-201 weights' network) has no 64-channel norm (weight, bias)
+    params = sum(p.numel() for p in model.backbone.parameters()) + 2 * 64 * backbone.get('bare_first_shortcut', 0)
     if cfg.default_scope in ('mmdet', 'mmseg'):  # mmseg's UPerNet takes the detection backbone's outputs
         assert 'depth' not in backbone and 'style' not in backbone  # nothing of ResNet leaks in
         assert params == DETECTION_PARAMS[arch]
@@ -88,6 +89,18 @@ def test_imagenet_recipe():
     long = Config.fromfile(os.path.join(ROOT, 'configs/fishnet/fishnet201_8xb32-lbs-coslr-200e_in1k.py'))
     assert long.train_cfg.max_epochs == 200 and long.param_scheduler.type == 'CosineAnnealingLR'
     assert long.model.head.loss.type == 'LabelSmoothLoss' and long.model.backbone.arch == '201'
+
+
+def test_fishnet201_configs_build_the_network_of_its_weights():
+    """Catches a FishNet-201 config that starts from (or evaluates) the authors' only FishNet-201 weights,
+    fishnet201_ckpt_welltrain.tar, without bare_first_shortcut: the conversion does not load there, or, with
+    a norm put in front of its bare shortcut conv, fine-tuning in training mode computes a function the
+    authors never trained (#19, item 7)."""
+    welltrain = [p for p in CONFIGS if '201' in os.path.basename(p) and (
+        Config.fromfile(p).model.backbone.get('init_cfg') or 'lbs-coslr-200e' in p)]
+    assert len(welltrain) == 5  # the two detectors, the two UPerNets and the 200-epoch ImageNet recipe
+    for path in welltrain:
+        assert Config.fromfile(path).model.backbone.get('bare_first_shortcut') is True, path
 
 
 def test_user_command_without_coco_says_where_to_put_it(tmp_path):

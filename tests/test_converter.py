@@ -67,29 +67,55 @@ def test_welltrained_and_original_layouts_agree(welltrained, original):
     tests/data/README.md) must convert to exactly the tensors the original layout converts to."""
     official = fake_official(original, seed=3, module_prefix=False, with_nbt=False)
     bare = original == 'fishnet201'  # its well-trained file lacks the first shortcut's BN
+    first_shortcut = 'backbone.tail1.units.0.shortcut.'
     values = [v for k, v in official.items() if not (bare and k.startswith('fish.fish.0.0.0.shortcut.0.'))]
     assert len(values) == len(KEYS[welltrained])
     renamed = dict(zip(KEYS[welltrained], values))
     expected, _ = convert_official_state_dict(official)
+    if bare:  # the same conv weight as the bare shortcut conv (bare_first_shortcut=True) of the test below
+        expected = {(first_shortcut + 'weight' if k == first_shortcut + '2.weight' else k): v
+                    for k, v in expected.items() if not k.startswith(first_shortcut + '0.')}
     converted, info = convert_official_state_dict(renamed)
     assert info['layout'] == {'fishnet150': 'welltrained150', 'fishnet201': 'welltrain201'}[original]
+    assert info['backbone_args'] == (dict(bare_first_shortcut=True) if bare else {})
     assert converted.keys() == expected.keys()
-    identity_bn = 'backbone.tail1.units.0.shortcut.0.'  # 201: added by the converter (the test below)
     for key in expected:
-        if not key.startswith(identity_bn):
-            assert torch.equal(converted[key], expected[key]), key
+        assert torch.equal(converted[key], expected[key]), key
 
 
-def test_welltrain201_gets_an_exact_identity_bn():
-    converted, info = convert_official_state_dict(fake_official('fishnet201_welltrain'))
-    assert info['layout'] == 'welltrain201' and info['notes']
-    model = build_classifier('201')
-    model.load_state_dict(converted, strict=True)
-    model.eval()
-    shortcut = model.backbone.tail1.units[0].shortcut
-    x = torch.rand(2, 64, 8, 8)  # non-negative, like the stem's output
-    with torch.no_grad():
-        assert torch.allclose(shortcut(x), shortcut[2](x), atol=1e-6)
+def test_welltrain201_computes_the_authors_function_in_training_mode():
+    """Bug (#19, item 7): the converter put an identity BN and a ReLU in front of the bare conv that is
+    the first projection shortcut (tail1 unit 0) of the authors' FishNet-201 welltrain weights. Exact in
+    eval mode, but in training mode (the UPerNet FishNet-201 configs fine-tune with norm_eval=False) that
+    BN normalises with the batch's statistics and its weight and bias train: a function the authors never
+    trained. The converted model (built with the FishNet arguments the conversion names) must compute, in
+    training mode, the same outputs and gradients as the authors' structure, built here by hand: the
+    released definition's network with that shortcut replaced by a bare conv1x1 holding the file's tensor
+    ``fish.fish.0.0.0.shortcut.weight`` (the key names a Conv2d module as the whole shortcut).
+    Compared on the stem and tail1 (where the shortcut is; the later stages are the same modules either way)."""
+    from mmfishnet.models import FishNet
+    official = fake_official('fishnet201_welltrain', seed=1)
+    converted, info = convert_official_state_dict(official)
+    model = FishNet(arch='201', out_indices=(1, ), **info.get('backbone_args', {}))
+    weights = {k[len('backbone.'):]: v for k, v in converted.items() if k.startswith(('backbone.stem.',
+                                                                                       'backbone.tail1.'))}
+    model.load_state_dict(weights, strict=True)
+    authors = FishNet(arch='201', out_indices=(1, ))  # the released definition
+    authors.load_state_dict(weights, strict=False)  # all but the first shortcut, set next
+    bare = torch.nn.Conv2d(64, 128, 1, bias=False)
+    bare.weight.data.copy_(official['module.fish.fish.0.0.0.shortcut.weight'])
+    authors.tail1.units[0].shortcut = bare
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for net in (model, authors):
+        net.train()
+        out = net(x)[0]
+        out.pow(2).sum().backward()
+        outputs.append((out.detach(), {k: p.grad for k, p in net.named_parameters()}))
+    torch.testing.assert_close(outputs[0][0], outputs[1][0])
+    assert sorted(outputs[0][1]) == sorted(outputs[1][1])  # no norm of its own that would train there
+    for name, grad in outputs[1][1].items():
+        torch.testing.assert_close(outputs[0][1][name], grad, msg=name)
 
 
 def test_rejects_incomplete_and_foreign_keys():

@@ -2,4 +2,5 @@
 _base_ = './upernet_fishnet150_4xb2-80k_cityscapes-512x1024.py'
 
 pretrained = 'checkpoints/fishnet201_in1k.pth'
-model = dict(backbone=dict(arch='201', init_cfg=dict(checkpoint=pretrained)))
+# bare_first_shortcut: the network of the converted FishNet-201 weights (see FishNet's docstring)
+model = dict(backbone=dict(arch='201', bare_first_shortcut=True, init_cfg=dict(checkpoint=pretrained)))

@@ -2,4 +2,5 @@
 _base_ = './upernet_fishnet150_4xb4-160k_ade20k-512x512.py'
 
 pretrained = 'checkpoints/fishnet201_in1k.pth'
-model = dict(backbone=dict(arch='201', init_cfg=dict(checkpoint=pretrained)))
+# bare_first_shortcut: the network of the converted FishNet-201 weights (see FishNet's docstring)
+model = dict(backbone=dict(arch='201', bare_first_shortcut=True, init_cfg=dict(checkpoint=pretrained)))

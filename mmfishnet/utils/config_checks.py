@@ -32,8 +32,43 @@ def _datasets(dataset_cfg):
     return [dataset_cfg]
 
 
+def is_local_path(path: str, backend_args: dict = None) -> bool:
+    """Whether mmengine's file I/O reads ``path`` from this machine's file system: the backend that
+    ``mmengine.fileio.get_file_backend(path, backend_args=backend_args)`` picks is ``LocalBackend``. As there,
+    a ``backend`` named in ``backend_args`` decides first (e.g. ``'petrel'`` with a ``path_mapping`` that
+    sends ``data/`` to ``s3://...``), else the path's prefix (``s3://``, petrel's ``cluster:s3://``,
+    ``http(s)://``; none: local). Decided from mmengine's backend tables, without building the backend
+    (which would need petrel_client, a memcached server or an lmdb file). A backend or prefix mmengine does
+    not know counts as not local: mmengine itself will say what is wrong with it."""
+    from mmengine.fileio.backends import LocalBackend, backends, prefix_to_backends
+    from mmengine.fileio.io import _parse_uri_prefix
+    backend_args = backend_args or {}
+    try:
+        if 'backend' in backend_args:
+            backend = backends[backend_args['backend']]
+        else:
+            backend = prefix_to_backends[_parse_uri_prefix(path)]
+    except (KeyError, ValueError):
+        return False
+    return issubclass(backend, LocalBackend)
+
+
+def _backend_args(node) -> list:
+    """Every ``backend_args`` in a dataset config: its own and its pipeline's (``LoadImageFromFile``...)."""
+    if isinstance(node, dict):
+        found = [node['backend_args']] if isinstance(node.get('backend_args'), dict) else []
+        return found + [a for key, value in node.items() if key != 'backend_args' for a in _backend_args(value)]
+    if isinstance(node, (list, tuple)):
+        return [a for value in node for a in _backend_args(value)]
+    return []
+
+
 def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
-    problems = []
+    """Refuse data roots and annotation files that are not there, naming where the data goes. Paths that
+    mmengine reads through another file backend (:func:`is_local_path` false under the dataset's own or its
+    pipeline's ``backend_args``: Ceph/S3 through petrel, HTTP...) are left to mmengine, with one printed
+    note."""
+    problems, remote = [], []
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
@@ -46,8 +81,11 @@ def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
             ann = ds.get('ann_file', '') or ''
             if ann:
                 paths.append(ann if osp.isabs(ann) or not root else osp.join(root, ann))
+            backend_args = _backend_args(ds) or [None]
             for path in paths:
-                if not osp.exists(path):
+                if not all(is_local_path(path, args) for args in backend_args):
+                    remote.append(f'{split} data {path}')
+                elif not osp.exists(path):
                     kind = str(ds.get('type', ''))
                     hint = DATA_HINTS.get(kind.split('.')[-1], 'fix the path in the config')
                     problems.append(f'{split} data: {path} does not exist ({kind}); {hint}, or point '
@@ -55,6 +93,9 @@ def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
                     break
     if problems:
         raise UserError('\n'.join(dict.fromkeys(problems)))
+    if remote:
+        print(f"note: not checked, read through mmengine's file backends (backend_args or a URI prefix): "
+              f"{', '.join(dict.fromkeys(remote))}", flush=True)
 
 
 def check_pretrained_paths(cfg) -> None:

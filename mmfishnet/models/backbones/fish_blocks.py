@@ -72,7 +72,8 @@ class PreActBottleneck(BaseModule):
     - the channel reduction r(x) with factor ``reduction`` (the first unit of a body stage, the
       up-sampling refinement), which needs ``in_channels == reduction * out_channels``;
     - the identity when ``in_channels == out_channels``;
-    - a pre-activated projection ``norm -> ReLU -> conv1x1`` otherwise.
+    - a pre-activated projection ``norm -> ReLU -> conv1x1`` otherwise, or a bare ``conv1x1`` with
+      ``bare_shortcut``.
 
     Args:
         in_channels (int): Input channels.
@@ -80,6 +81,10 @@ class PreActBottleneck(BaseModule):
         dilation (int): Dilation (and padding) of the 3x3 convolution. Default: 1.
         reduction (int, optional): Use the channel reduction r(x) with this factor as the shortcut.
             Default: None.
+        bare_shortcut (bool): Make the projection shortcut a bare conv1x1 of the input, without the norm
+            and ReLU in front of it (the first unit of the authors' FishNet-201 weights, see
+            :class:`FishNet`'s ``bare_first_shortcut``). Only for a projection: ``in_channels !=
+            out_channels`` and no ``reduction``. Default: False.
         conv_cfg (dict, optional): Config of the convolution layers. Default: None (nn.Conv2d).
         norm_cfg (dict): Config of the normalization layers. Default: ``dict(type='BN')``.
         with_cp (bool): Trade compute for memory with gradient checkpointing of this unit: its
@@ -93,6 +98,7 @@ class PreActBottleneck(BaseModule):
                  out_channels: int,
                  dilation: int = 1,
                  reduction: Optional[int] = None,
+                 bare_shortcut: bool = False,
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='BN'),
                  with_cp: bool = False,
@@ -103,6 +109,9 @@ class PreActBottleneck(BaseModule):
         if reduction is not None and in_channels != reduction * out_channels:
             raise ValueError(f'the channel reduction r(x) with k={reduction} maps {in_channels} channels to '
                              f'{in_channels // reduction}, not {out_channels}')
+        if bare_shortcut and (reduction is not None or in_channels == out_channels):
+            raise ValueError(f'bare_shortcut needs a projection shortcut (in_channels != out_channels, no '
+                             f'reduction), got {in_channels} -> {out_channels} channels, reduction={reduction}')
         mid_channels = out_channels // 4
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -124,6 +133,8 @@ class PreActBottleneck(BaseModule):
             self.shortcut = ChannelReduction(reduction)
         elif in_channels == out_channels:
             self.shortcut = nn.Identity()
+        elif bare_shortcut:
+            self.shortcut = build_conv_layer(conv_cfg, in_channels, out_channels, 1, bias=False)
         else:
             self.shortcut = nn.Sequential(
                 build_norm_layer(norm_cfg, in_channels)[1],
@@ -171,11 +182,14 @@ def make_units(in_channels: int,
                num_units: int,
                dilation: int = 1,
                reduction: Optional[int] = None,
+               bare_shortcut: bool = False,
                **kwargs) -> nn.Sequential:
     """A run of ``num_units`` :class:`PreActBottleneck` units. The first maps ``in_channels`` to
-    ``out_channels`` (with the channel reduction as its shortcut when ``reduction`` is given); the rest
-    keep ``out_channels``. All use ``dilation``; ``kwargs`` go to every unit."""
-    units = [PreActBottleneck(in_channels, out_channels, dilation=dilation, reduction=reduction, **kwargs)]
+    ``out_channels`` (with the channel reduction as its shortcut when ``reduction`` is given, a bare conv
+    with ``bare_shortcut``); the rest keep ``out_channels``. All use ``dilation``; ``kwargs`` go to every
+    unit."""
+    units = [PreActBottleneck(in_channels, out_channels, dilation=dilation, reduction=reduction,
+                              bare_shortcut=bare_shortcut, **kwargs)]
     units += [PreActBottleneck(out_channels, out_channels, dilation=dilation, **kwargs)
               for _ in range(num_units - 1)]
     return nn.Sequential(*units)

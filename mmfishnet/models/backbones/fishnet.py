@@ -139,6 +139,14 @@ class FishNet(BaseModule):
             training; affects only BatchNorm variants. Default: False.
         with_cp (bool): Gradient checkpointing of every residual unit: less memory, more time.
             Default: False.
+        bare_first_shortcut (bool): The projection shortcut of tail1's first unit (64 -> 128 channels) is
+            a bare conv1x1 of the stem's output instead of norm -> ReLU -> conv1x1. The authors' released
+            model definition has the latter; their only released FishNet-201 weights
+            (``fishnet201_ckpt_welltrain.tar``, stored key ``fish.fish.0.0.0.shortcut.weight``) were trained
+            with the former, so the configs that start from them set True and the converter records it in
+            the checkpoint's ``meta['backbone_args']``. In eval mode the two agree for an identity norm;
+            in training mode (batch statistics, a trainable norm) only the bare conv is the function the
+            weights were trained as. Default: False.
         channels_last (bool, optional): Compute in the channels-last memory format: the input is
             converted once, every layer keeps that format, and the outputs are returned contiguous
             (NCHW) as usual, so the values are those of the default format up to float rounding. On CPU
@@ -195,6 +203,7 @@ class FishNet(BaseModule):
                  norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 bare_first_shortcut: bool = False,
                  channels_last: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
@@ -218,6 +227,8 @@ class FishNet(BaseModule):
                              "use e.g. 'BN', 'SyncBN' or 'GN' (with num_groups)")
         if conv_cfg is not None and not isinstance(conv_cfg, dict):
             raise ValueError(f'conv_cfg must be None or a dict, got {conv_cfg!r}')
+        if not isinstance(bare_first_shortcut, bool):
+            raise ValueError(f'bare_first_shortcut must be True or False, got {bare_first_shortcut!r}')
         if channels_last is not None and not isinstance(channels_last, bool):
             raise ValueError(f'channels_last must be True, False or None (automatic), got {channels_last!r}')
         self.in_channels = in_channels
@@ -225,6 +236,7 @@ class FishNet(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = bool(norm_eval)
         self.with_cp = bool(with_cp)
+        self.bare_first_shortcut = bare_first_shortcut
         self.channels_last = (self._native_layers(conv_cfg, norm_cfg)
                               if channels_last is None else channels_last)
         self.size_divisor = 8 * stem_stride
@@ -243,7 +255,8 @@ class FishNet(BaseModule):
         for name in self.built_stages[1:]:
             in_ch, width = channels[previous], self.trunk_channels.get(name)
             if name.startswith('tail'):
-                stage = FishTail(in_ch, width, res_blocks[name], **unit_kwargs)
+                stage = FishTail(in_ch, width, res_blocks[name],
+                                 bare_shortcut=bare_first_shortcut and name == 'tail1', **unit_kwargs)
                 channels[name], strides[name] = width, strides[previous] * 2
             elif name == 'bridge':
                 stage = FishBridge(in_ch, width, res_blocks[name], with_cp=self.with_cp, conv_cfg=conv_cfg,

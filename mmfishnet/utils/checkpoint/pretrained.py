@@ -6,6 +6,8 @@ import torch
 
 from .safe_load import CheckpointError, load_file, trust_requested
 
+_BARE_FIRST_SHORTCUT = 'tail1.units.0.shortcut.weight'  # the conv of FishNet(bare_first_shortcut=True)
+
 
 def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: str = '',
                              map_location='cpu', trust: Optional[bool] = None) -> dict:
@@ -66,4 +68,11 @@ def describe_mismatch(own: dict, weights: dict, extra_in=None):
                      f'{tuple(own[wrong[0]].shape)}')
     if extra:
         parts.append(f'{len(extra)} tensors are not in the model, e.g. {", ".join(extra[:3])}')
+    bare = [any(k.endswith(_BARE_FIRST_SHORTCUT) for k in tensors) for tensors in (own, weights)]
+    if parts and bare[0] != bare[1]:
+        parts.append("the checkpoint has a bare conv as tail1's first shortcut (FishNet-201 welltrain "
+                     'weights): build the backbone with bare_first_shortcut=True' if bare[1] else
+                     "the model has a bare conv as tail1's first shortcut (bare_first_shortcut=True) and the "
+                     'checkpoint a pre-activated one: set it False, or convert the FishNet-201 welltrain '
+                     'weights again (converters before this option added a norm there)')
     return '; '.join(parts) or None

@@ -48,7 +48,11 @@ def load_file(path: str, trust: bool = False, map_location='cpu', trust_flag: st
     """``torch.load`` a file with ``weights_only=True``; with ``trust=True`` fall back to full
     unpickling when the file holds other objects. ``path`` may be a local file or, through mmengine's
     checkpoint loader, a URL or another of its prefixes and backends (:func:`is_remote`), read under the
-    same rule. Every failure is a :class:`CheckpointError` whose message names the file and the fix."""
+    same rule, except that a trusted remote file is fetched once and fully unpickled: mmengine's HTTP loader
+    downloads on rank 0 while the other ranks wait at a barrier, so a second fetch after a ``weights_only``
+    failure would bring rank 0 and the others to that barrier a different number of times, and every
+    collective after it out of step. Every failure is a :class:`CheckpointError` whose message names the
+    file and the fix."""
     if is_remote(path):
         def load(weights_only):
             return _load_remote(path, map_location, weights_only)
@@ -58,7 +62,7 @@ def load_file(path: str, trust: bool = False, map_location='cpu', trust_flag: st
         def load(weights_only):
             return torch.load(path, map_location=map_location, weights_only=weights_only)
     try:
-        return load(True)
+        return load(not (trust and is_remote(path)))
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)|but got <class '([^']+)'>", str(e))
         if found is None:  # not a disallowed type: the pickle itself is broken
