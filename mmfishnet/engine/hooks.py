@@ -11,7 +11,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
 from mmfishnet.utils.checkpoint import atomic_write
-from mmfishnet.utils.cli import UserError
+from mmfishnet.utils.errors import NonFiniteLossError, UserError
 
 
 @register_backend('atomic_local')
@@ -62,10 +62,6 @@ class SafeCheckpointHook(CheckpointHook):
                 path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
                 if self.file_backend.isfile(path):
                     self.file_backend.remove(path)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite (raised on every rank by :class:`NonFiniteLossHook`)."""
 
 
 @HOOKS.register_module()

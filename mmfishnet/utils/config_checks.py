@@ -3,7 +3,7 @@
 that says where things go, instead of deep inside a dataset or a hook."""
 import os.path as osp
 
-from .cli import UserError
+from .errors import UserError
 
 DATA_HINTS = {
     'CocoDataset': 'download COCO 2017 (train2017/, val2017/, annotations/) and put it at data/coco '

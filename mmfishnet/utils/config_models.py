@@ -6,7 +6,7 @@ The config's ``default_scope`` names the library that builds it: ``mmpretrain`` 
 """
 import os.path as osp
 
-from .cli import UserError
+from .errors import UserError
 
 TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
 
