@@ -1,5 +1,5 @@
-"""One home per fact in the code (issue 18), read with ast: no two mmfishnet modules import each other, and the
-error types live in a module that imports nothing of the project."""
+"""One home per fact in the code (issue 18), read with ast: no two mmfishnet modules import each other, the
+error types live in a module that imports nothing of the project, and each shared predicate is written once."""
 import ast
 import os
 
@@ -91,4 +91,27 @@ def test_error_types_live_in_a_leaf_module():
     defined = {node.name for path in project_modules().values() for node in ast.walk(ast.parse(open(path).read()))
                if isinstance(node, ast.ClassDef) and node.name.endswith('Error')}
     assert defined == set(errors.__all__)
+
+
+def modules_with_constant(value, folders=(PACKAGE, 'tools')):
+    """The files (relative to the repo) whose code holds the string constant ``value``."""
+    found = set()
+    for top in folders:
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith('.py'):
+                    path = os.path.join(folder, name)
+                    tree = ast.parse(open(path).read())
+                    if any(isinstance(n, ast.Constant) and n.value == value for n in ast.walk(tree)):
+                        found.add(os.path.relpath(path, ROOT))
+    return found
+
+
+def test_shared_predicates_have_one_definition():
+    """Bug (issue 18): 'is this path remote' was ``'://' in`` in config_checks.py and hooks.py besides
+    ``safe_load.is_remote``, and 'is this an official unconverted FishNet checkpoint' (keys ``fish.fish.`` or
+    ``module.fish.fish.``) was written in both checkpoint/pretrained.py and config_checks.py, each with its own
+    error message; two copies drift apart."""
+    assert modules_with_constant('://') == {'mmfishnet/utils/checkpoint/safe_load.py'}
+    assert modules_with_constant('module.fish.fish.') == {'mmfishnet/utils/checkpoint/pretrained.py'}
 

@@ -10,7 +10,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
-from mmfishnet.utils.checkpoint import atomic_write
+from mmfishnet.utils.checkpoint import atomic_write, is_remote
 from mmfishnet.utils.errors import NonFiniteLossError, UserError
 
 
@@ -39,7 +39,7 @@ class SafeCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, *args, backend_args=None, out_dir=None, **kwargs):
-        if backend_args is None and (out_dir is None or '://' not in str(out_dir)):
+        if backend_args is None and (out_dir is None or not is_remote(out_dir)):
             backend_args = dict(backend='atomic_local')
         super().__init__(*args, out_dir=out_dir, backend_args=backend_args, **kwargs)
 
