@@ -115,3 +115,23 @@ def test_shared_predicates_have_one_definition():
     assert modules_with_constant('://') == {'mmfishnet/utils/checkpoint/safe_load.py'}
     assert modules_with_constant('module.fish.fish.') == {'mmfishnet/utils/checkpoint/pretrained.py'}
 
+
+def test_no_tool_imports_another_tool():
+    """Bug (issue 18): tools/test.py put tools/ on sys.path and imported tools/train.py as a module for its
+    ``load_config``; what two tools share lives in the package (mmfishnet/utils/runner_setup.py)."""
+    scripts = {os.path.splitext(name)[0]: os.path.join(folder, name)
+               for folder, _, files in os.walk(os.path.join(ROOT, 'tools')) for name in files if name.endswith('.py')}
+    offenders = []
+    for name, path in scripts.items():
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name.split('.')[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                imported = [(node.module or '').split('.')[0]]
+            else:
+                continue
+            offenders += [f'{os.path.relpath(path, ROOT)} imports {m}' for m in imported if m in scripts]
+    assert 'train' in scripts and 'test' in scripts  # the reader sees the tools
+    # left to the change that splits tools/gpu_check.py: it reads check_mmcv.py's compiled_cuda_version
+    known = {'tools/gpu_check.py imports check_mmcv'}
+    assert not set(offenders) - known, offenders

@@ -160,9 +160,8 @@ def main(argv=None):
         weights = check_checkpoint(args.checkpoint)
     else:
         print('no checkpoint given: the predictions come from untrained weights')
-    # the whole model's weights come from the checkpoint: the backbone's own pretrained file is not read
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
+    from mmfishnet.utils.config_models import skip_backbone_pretrained
+    skip_backbone_pretrained(cfg.model)  # the whole model's weights come from the checkpoint
     # mmengine's visualizer warns for every box, polygon and label that touches the border
     warnings.filterwarnings('ignore', message='Warning: The .* is out of bounds')
     import torch
