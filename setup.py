@@ -22,7 +22,7 @@ if __name__ == '__main__':
         version='0.1.0',
         description='FishNet backbone for the OpenMMLab 2.x stack (MMDetection, MMPretrain, MMSegmentation)',
         packages=find_packages(include=['mmfishnet', 'mmfishnet.*']),
-        python_requires='>=3.8',
+        python_requires=reqs.python_requires(),
         install_requires=reqs.read_requirements('runtime'),
         extras_require={name: reqs.read_requirements(name) for name in ('optional', 'tests')},
         zip_safe=False,

@@ -1,9 +1,12 @@
 """The package pins have one home, requirements/*.txt (issue 18): setup.py, tools/setup_env.sh and
-tools/gpu_check.sh read them through mmfishnet/utils/requirements.py and write none themselves."""
+tools/gpu_check.sh read them through mmfishnet/utils/requirements.py and write none themselves; the Python
+range too (issue 19, point 6), which setup_env.sh checks before it creates the venv."""
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from helpers import ROOT
 from mmfishnet.utils import requirements
@@ -84,3 +87,60 @@ def test_unmet_requirements_are_named():
     import numpy
     assert requirements.unmet(['numpy>=2', 'nosuchpackage==1']) == [
         f'numpy>=2: {numpy.__version__} installed', 'nosuchpackage==1: not installed']
+
+
+# The range issue 19 (point 6) states: torch 2.14.1 has wheels for Python 3.10 and newer, numpy < 2 none for 3.13+.
+PYTHON_RANGE = '>=3.10,<3.13'
+
+
+def test_setup_py_states_the_python_range(tmp_path):
+    """Bug (issue 19, point 6): setup.py said python_requires='>=3.8' (the README 3.9+), where the pinned
+    torch needs 3.10 and numpy < 2 has no wheels for 3.13: it is requirements/python.txt's range."""
+    info, _ = egg_info(tmp_path)
+    assert requirements.python_requires() == PYTHON_RANGE
+    assert f'Requires-Python: {PYTHON_RANGE}' in info.splitlines()
+
+
+def fake_python(folder, version):
+    """A stand-in interpreter that reports Python ``version`` and, asked to create a venv, says so on stderr
+    and fails (exit 7) without making one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / 'python'
+    path.write_text(f'#!/bin/sh\nif [ "$1" = "-m" ]; then echo "venv requested: $*" >&2; exit 7; fi\necho {version}\n')
+    path.chmod(0o755)
+    return path
+
+
+def setup_env(venv, python):
+    return subprocess.run(['bash', os.path.join(ROOT, 'tools/setup_env.sh')], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHON=str(python), MMFISHNET_VENV=str(venv)))
+
+
+@pytest.mark.parametrize('version, accepted', [('3.9', False), ('3.10', True), ('3.12', True), ('3.13', False)])
+def test_setup_env_checks_the_interpreter_first(tmp_path, version, accepted):
+    """Bug (issue 19, point 6): tools/setup_env.sh created the venv with any python3 and pip then said only
+    "No matching distribution" for torch. Before creating the venv it checks $PYTHON against the range and
+    stops with one line naming the fix; an interpreter in the range goes on to create the venv."""
+    python = fake_python(tmp_path / 'bin', version)
+    proc = setup_env(tmp_path / 'venv', python)
+    if accepted:
+        assert proc.returncode == 7 and f'venv requested: -m venv {tmp_path / "venv"}' in proc.stderr, proc.stdout
+    else:
+        assert proc.returncode == 1 and 'venv requested' not in proc.stderr
+        assert proc.stdout.strip().splitlines() == [
+            f'[setup_env] ERROR: PYTHON={python} is Python {version}; mmfishnet needs Python {PYTHON_RANGE} '
+            '(requirements/python.txt): run PYTHON=python3.10 bash tools/setup_env.sh (or another interpreter of '
+            'that range)']
+
+
+def test_setup_env_checks_an_existing_venv(tmp_path):
+    """An existing venv made with an interpreter outside the range (here a stand-in reporting 3.9) is named,
+    with the fix, instead of pip failing inside it."""
+    venv = tmp_path / 'venv'
+    fake_python(venv / 'bin', '3.9')
+    proc = setup_env(venv, 'python3')
+    assert proc.returncode == 1
+    assert proc.stdout.strip().splitlines() == [
+        f'[setup_env] ERROR: the venv at {venv} is Python 3.9; mmfishnet needs Python {PYTHON_RANGE} '
+        f'(requirements/python.txt): remove it (rm -rf {venv}) and run PYTHON=python3.10 bash tools/setup_env.sh '
+        '(or another interpreter of that range)']

@@ -6,7 +6,8 @@
 #
 # What it does (each step is skipped when already done), with the versions pinned in requirements/*.txt
 # (read through mmfishnet/utils/requirements.py; none is written here):
-#   1. a venv (default ./.venv);
+#   1. a venv (default ./.venv), with $PYTHON (default python3) checked first against the Python versions
+#      mmfishnet runs on (requirements/python.txt; pip would say only "No matching distribution");
 #   2. torch + torchvision, pinned as a pair (requirements/runtime.txt), and the build tools (build.txt);
 #   3. mmcv *with its compiled ops*, built once from PyPI's sdist and kept as a wheel in
 #      $MMFISHNET_CACHE (default ~/.cache/mmfishnet/wheels), keyed by Python, torch, torch's CUDA version and
@@ -29,9 +30,38 @@ PY_BASE="${PYTHON:-python3}"
 
 log() { printf '[setup_env] %s\n' "$*"; }
 
+# The Python range, ">=X.Y,<X.Y" (requirements/python.txt, setup.py's python_requires), read here with sed:
+# the interpreter that would read it is what is being checked.
+PY_RANGE=$(sed -e 's/#.*//' "$ROOT/requirements/python.txt" | tr -d '[:space:]')
+PY_LOWEST=${PY_RANGE#*>=}
+PY_LOWEST=${PY_LOWEST%%,*}
+version_lt() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]; }
+python_in_range() {  # python_in_range X.Y: is Python X.Y one of $PY_RANGE?
+    local spec
+    for spec in ${PY_RANGE//,/ }; do
+        case $spec in
+            '>='*) ! version_lt "$1" "${spec#>=}" || return 1 ;;
+            '<'*) version_lt "$1" "${spec#<}" || return 1 ;;
+            *) log "ERROR: requirements/python.txt: '$spec' is not of the form >=X.Y or <X.Y"; exit 1 ;;
+        esac
+    done
+}
+check_python() {  # check_python PYTHON WHAT FIX: stop with one line naming the fix unless PYTHON is in range
+    local version
+    version=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+        || { log "ERROR: cannot run $1 ($2); mmfishnet needs Python $PY_RANGE: $3"; exit 1; }
+    python_in_range "$version" || {
+        log "ERROR: $2 is Python $version; mmfishnet needs Python $PY_RANGE (requirements/python.txt): $3"
+        exit 1; }
+}
+FIX="run PYTHON=python$PY_LOWEST bash tools/setup_env.sh (or another interpreter of that range)"
+
 if [ ! -x "$VENV/bin/python" ]; then
+    check_python "$PY_BASE" "PYTHON=$PY_BASE" "$FIX"
     log "creating venv at $VENV"
     "$PY_BASE" -m venv "$VENV"
+else
+    check_python "$VENV/bin/python" "the venv at $VENV" "remove it (rm -rf $VENV) and $FIX"
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check --no-input)

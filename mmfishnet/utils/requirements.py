@@ -1,7 +1,7 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """The package pins, read from their one home, ``requirements/*.txt`` of the source tree.
 
-``setup.py`` (``install_requires``, ``extras_require``), ``tools/setup_env.sh`` and the
+``setup.py`` (``install_requires``, ``extras_require``, ``python_requires``), ``tools/setup_env.sh`` and the
 tests read them here. The module imports only the standard library, so it also runs by its path before
 anything is installed (``setup.py`` loads it that way, ``tools/setup_env.sh`` runs it as a script)::
 
@@ -11,7 +11,7 @@ anything is installed (``setup.py`` loads it that way, ``tools/setup_env.sh`` ru
     python mmfishnet/utils/requirements.py check build runtime      # are they installed? (exit 1 if not)
 
 The files: ``runtime.txt`` (``install_requires``), ``build.txt`` (building mmcv's ops), ``optional.txt``
-(ONNX export, TensorBoard) and ``tests.txt``.
+(ONNX export, TensorBoard), ``tests.txt``, and ``python.txt``: the Python range, not a pip requirements file.
 """
 import os
 import re
@@ -66,6 +66,13 @@ def pinned_version(package: str) -> str:
     return exact.group(1)
 
 
+def python_requires() -> str:
+    """The supported Python versions as setup.py's ``python_requires`` (``'>=3.10,<3.13'``)."""
+    lines = _lines(os.path.join(REQUIREMENTS_DIR, 'python.txt'))
+    assert len(lines) == 1, f'requirements/python.txt must hold one line (the range), not {lines}'
+    return lines[0]
+
+
 def unmet(requirements: list) -> list:
     """The requirements the running interpreter's installed distributions do not satisfy, each with what
     is installed. Needs ``packaging`` (installed with pip's build tools and torch)."""
@@ -93,6 +100,8 @@ def main(argv: list) -> int:
         print(pinned_version(args[0]))
     elif command == 'lines':
         print('\n'.join(line for name in args for line in read_requirements(name)))
+    elif command == 'python' and not args:
+        print(python_requires())
     elif command == 'check':
         problems = unmet([line for name in args for line in read_requirements(name)])
         for problem in problems:
