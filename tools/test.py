@@ -22,9 +22,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     add_runner_args(parser, work_dir_help='where to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this pickle file')
-    parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
-                        "(relative to the work dir's timestamp folder; for mmseg configs to the work dir, "
-                        'pictures in its vis_data/vis_image/)')
+    parser.add_argument('--show-dir', help='draw the predictions on every test image into this directory, '
+                        "relative to the work dir's timestamp folder for mmdet configs, to the work dir for "
+                        'mmpretrain and mmseg configs (mmseg: pictures in its vis_data/vis_image/)')
     return parse_runner_args(parser, argv)
 
 

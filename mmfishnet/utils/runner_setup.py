@@ -43,7 +43,9 @@ def enable_visualization(cfg, show_dir: str) -> None:
     """Make the test run draw its predictions on every test image into ``show_dir``, with the
     visualization hook of the config's library (``default_hooks.visualization``):
 
-    - mmpretrain's ``VisualizationHook``: ``enable`` and ``out_dir``.
+    - mmpretrain's ``VisualizationHook``: ``enable``, ``interval=1`` (its default draws one test sample in
+      5000; mmpretrain's own tools/test.py sets it from its ``--interval``, default 1) and ``out_dir``, which it
+      takes as given (relative to the current directory): ``<work_dir>/<show_dir>`` here.
     - mmdet's ``DetVisualizationHook``: ``draw`` and ``test_out_dir`` (it draws every test image; its
       ``interval`` applies to validation only). Pictures in ``<work_dir>/<timestamp>/<show_dir>``.
     - mmseg's ``SegVisualizationHook``: ``draw`` (every test image); it saves through the visualizer's
@@ -54,7 +56,7 @@ def enable_visualization(cfg, show_dir: str) -> None:
         raise UserError('--show-dir needs a visualization hook in default_hooks')
     scope = cfg.get('default_scope')
     if scope == 'mmpretrain':
-        hooks.visualization.update(enable=True, out_dir=show_dir)
+        hooks.visualization.update(enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
     elif scope == 'mmseg':
         hooks.visualization.update(draw=True)
         cfg.visualizer.save_dir = osp.join(cfg.work_dir, show_dir)
