@@ -1,9 +1,9 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
-"""mmfishnet: the FishNet backbone for MMDetection and MMPretrain.
+"""mmfishnet: the FishNet backbone for MMDetection, MMPretrain and MMSegmentation.
 
 ``import mmfishnet`` (or ``custom_imports=dict(imports=['mmfishnet'])`` in a config) registers
-:class:`~mmfishnet.models.FishNet` in mmengine's root ``MODELS`` registry, which both mmdet's and
-mmpretrain's registries fall back to, so ``dict(type='FishNet', ...)`` builds under either default scope.
+:class:`~mmfishnet.models.FishNet` in mmengine's root ``MODELS`` registry, which mmdet's, mmpretrain's and
+mmseg's registries fall back to, so ``dict(type='FishNet', ...)`` builds under any of their default scopes.
 It also lets torch's safe loader read the checkpoints mmengine's Runner writes
 (see :mod:`mmfishnet.utils.checkpoint`).
 """

@@ -14,6 +14,8 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from mmfishnet.utils.errors import ConversionError
+
 # Renames that bring each "well-trained" layout back to the layout of the released model definition.
 WELLTRAINED_RENAMES = {
     'welltrained150': [('fish.fish.3.1.0.', 'fish.fish.3.0.2.'), ('fish.fish.3.1.1.', 'fish.fish.3.0.3.'),
@@ -56,10 +58,6 @@ def _prefix_pairs() -> List[Tuple[str, str]]:
         pairs += [(official + a, ours + b) for a, b in parts]
     pairs += [('fish.fish.9.3.', 'backbone.score.'), ('fish.fish.9.4.1.', 'head.fc.')]
     return pairs
-
-
-class ConversionError(ValueError):
-    """The source is not a complete official FishNet checkpoint."""
 
 
 def strip_module_prefix(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':

@@ -31,9 +31,22 @@ def test_builds_under_mmpretrain_scope():
     assert scores.shape == (1, 1000)
 
 
+def test_builds_under_mmseg_scope():
+    """The package docstring's claim for MMSegmentation: mmseg's registry falls back to the root one, so
+    the backbone builds under ``default_scope='mmseg'`` (catches FishNet registered only in mmdet's or
+    mmpretrain's registry, or mmseg's registry not reaching the root)."""
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(type='FishNet', arch='99', out_indices=(10, )))
+    assert isinstance(model, FishNet)
+
+
 def test_registered_once_in_the_root_registry():
     from mmengine.registry import MODELS as ROOT
     from mmdet.registry import MODELS as DET
     from mmpretrain.registry import MODELS as PRE
+    from mmseg.registry import MODELS as SEG
     assert ROOT.get('FishNet') is FishNet
-    assert 'FishNet' not in DET.module_dict and 'FishNet' not in PRE.module_dict
+    assert all('FishNet' not in registry.module_dict for registry in (DET, PRE, SEG))

@@ -17,7 +17,8 @@ from helpers import ROOT, printed_metrics, run_tool, tiny_cls_config
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, cls_data):
     """Two epochs of the tiny classifier through tools/train.py (a checkpoint per epoch), then tools/test.py
-    on the last one with --out: the config, the work dir, the metrics printed and the predictions dumped."""
+    on the last one with --out and --show-dir: the config, the work dirs, the metrics printed and the
+    predictions dumped."""
     tmp = tmp_path_factory.mktemp('cls_train')
     cfg = tiny_cls_config(tmp, cls_data, epochs=2)
     proc = run_tool('tools/train.py', cfg, '--work-dir', str(tmp / 'work'))
@@ -25,8 +26,9 @@ def trained(tmp_path_factory, cls_data):
     assert (tmp / 'work' / 'last_checkpoint').read_text().strip().endswith('epoch_2.pth')
     out = tmp / 'preds.pkl'
     metrics = printed_metrics(run_tool('tools/test.py', cfg, str(tmp / 'work' / 'epoch_2.pth'), '--work-dir',
-                                       str(tmp / 'test'), '--out', str(out)))
-    return SimpleNamespace(cfg=cfg, work=tmp / 'work', metrics=metrics, preds=mmengine.load(str(out)))
+                                       str(tmp / 'test'), '--out', str(out), '--show-dir', 'vis'))
+    return SimpleNamespace(cfg=cfg, work=tmp / 'work', test_dir=tmp / 'test', metrics=metrics,
+                           preds=mmengine.load(str(out)))
 
 
 def test_test_tool_evaluates_the_checkpoint_and_dumps_predictions(trained):
@@ -53,6 +55,15 @@ def test_test_tool_evaluates_the_checkpoint_and_dumps_predictions(trained):
         torch.testing.assert_close(pred['pred_score'], score, rtol=1e-4, atol=1e-5)
     correct = [int(p['pred_score'].argmax()) == int(p['gt_label']) for p in preds]
     assert trained.metrics['accuracy/top1'] == pytest.approx(100 * sum(correct) / len(correct))
+
+
+def test_show_dir_draws_every_test_image(trained, cls_data):
+    """Bug (issue 18): tools/test.py --show-dir on an mmpretrain config drew one image in 5000 (mmpretrain's
+    VisualizationHook defaults to interval=5000, which the tool left alone), and into the current directory
+    (the hook takes out_dir as given): one picture per val image, in <work_dir>/<show_dir>."""
+    val_images = [f for _, _, files in os.walk(cls_data / 'val') for f in files if f.endswith('.png')]
+    drawn = [f for _, _, files in os.walk(trained.test_dir / 'vis') for f in files if f.endswith('.png')]
+    assert len(val_images) == 8 and len(drawn) == len(val_images)  # cls_data: 4 classes x 2 val images
 
 
 def test_resume_from_a_named_checkpoint(tmp_path, trained):

@@ -8,7 +8,7 @@
 #       cat them into .whl/prebuilt/mmcv-full.tar.xz and the next run on that GPU kind skips the build
 #
 # On the GPU machine it installs, from .whl/ and nothing else: mmengine, mmdet, mmpretrain and the pure-Python
-# packages the image lacks into $GPU_CHECK_SITE (PYTHONPATH), and mmcv 2.1.0 from its sdist twice:
+# packages the image lacks into $GPU_CHECK_SITE (PYTHONPATH), and mmcv (requirements/runtime.txt) from its sdist twice:
 #   - without ops (pure Python, seconds) for stage A;
 #   - with CUDA ops for this GPU's architecture only (TORCH_CUDA_ARCH_LIST from the device, MAX_JOBS),
 #     in the background at low priority while stage A runs, timed into mmcv_build.log; stage B uses it.
@@ -18,7 +18,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 WHEELS="$ROOT/.whl"
-MMCV_VERSION=2.1.0
+REQS=("${PYTHON:-python3}" "$ROOT/mmfishnet/utils/requirements.py")  # the pins of requirements/*.txt
+MMCV_VERSION=$("${REQS[@]}" version mmcv)
 
 if [ "${1:-}" = "--fetch-wheels" ]; then
     # The GPU image: Python 3.12, torch, numpy 2, opencv, matplotlib, scipy, rich, pyyaml, regex... (the
@@ -26,8 +27,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
     mkdir -p "$WHEELS"
     PLAT=(--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
           --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+    OPENMMLAB_PINS=($("${REQS[@]}" spec mmengine mmdet mmpretrain))
     python3 -m pip download --no-deps --only-binary=:all: "${PLAT[@]}" -d "$WHEELS" \
-        mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 addict==2.4.0 yapf==0.43.0 termcolor==3.3.0 \
+        "${OPENMMLAB_PINS[@]}" addict==2.4.0 yapf==0.43.0 termcolor==3.3.0 \
         terminaltables==3.1.10 shapely==2.2.0 pycocotools==2.0.11 mat4py==0.6.0 modelindex==0.0.2 \
         model-index==0.1.11 ordered-set==4.1.0 platformdirs==4.14.8 importlib-metadata==8.7.0 \
         setuptools==80.9.0
@@ -93,7 +95,7 @@ else
     setsid nohup bash -c '
         b0=$(date +%s); src=$(mktemp -d)
         tar -xzf "$0/mmcv-'"$MMCV_VERSION"'.tar.gz" -C "$src"
-        # torch >= 2.6 headers refuse C++17: mmcv 2.1.0 hard-codes -std=c++17 (as tools/setup_env.sh does)
+        # torch >= 2.6 headers refuse C++17: the pinned mmcv hard-codes -std=c++17 (as tools/setup_env.sh does)
         sed -i "s/-std=c++17/-std=c++20/g" "$src/mmcv-'"$MMCV_VERSION"'/setup.py"
         code=0
         MMCV_WITH_OPS=1 FORCE_CUDA=1 nice -n 19 "$1" -m pip install -v --no-index --no-deps --no-build-isolation \

@@ -23,7 +23,8 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -159,9 +160,8 @@ def main(argv=None):
         weights = check_checkpoint(args.checkpoint)
     else:
         print('no checkpoint given: the predictions come from untrained weights')
-    # the whole model's weights come from the checkpoint: the backbone's own pretrained file is not read
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
+    from mmfishnet.utils.config_models import skip_backbone_pretrained
+    skip_backbone_pretrained(cfg.model)  # the whole model's weights come from the checkpoint
     # mmengine's visualizer warns for every box, polygon and label that touches the border
     warnings.filterwarnings('ignore', message='Warning: The .* is out of bounds')
     import torch

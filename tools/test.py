@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.runner_setup import build_runner, enable_visualization, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -21,56 +22,33 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     add_runner_args(parser, work_dir_help='where to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this pickle file')
-    parser.add_argument('--show-dir', help='draw predictions of the test images into this directory '
-                        "(relative to the work dir's timestamp folder; for mmseg configs to the work dir, "
-                        'pictures in its vis_data/vis_image/)')
+    parser.add_argument('--show-dir', help='draw the predictions on every test image into this directory, '
+                        "relative to the work dir's timestamp folder for mmdet configs, to the work dir for "
+                        'mmpretrain and mmseg configs (mmseg: pictures in its vis_data/vis_image/)')
     return parse_runner_args(parser, argv)
 
 
 def main(argv=None):
+    from mmfishnet.utils.config_checks import check_checkpoint, check_dataset_paths
+    from mmfishnet.utils.config_models import check_fits, skip_backbone_pretrained
+    from mmfishnet.utils.dist import teardown_distributed
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from train import load_config
     cfg = load_config(args)
-    from mmfishnet.utils.config_checks import check_checkpoint
     weights = check_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     cfg.load_from = args.checkpoint
-    # the backbone's own init_cfg (ImageNet weights) is irrelevant when a full checkpoint is loaded
-    if cfg.get('model', {}).get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
-
+    skip_backbone_pretrained(cfg.model)
     if args.show_dir:
-        hooks = cfg.default_hooks
-        if 'visualization' not in hooks:
-            raise UserError('--show-dir needs a visualization hook in default_hooks')
-        if cfg.get('default_scope') == 'mmpretrain':
-            hooks.visualization.update(enable=True, out_dir=args.show_dir)
-        elif cfg.get('default_scope') == 'mmseg':  # mmseg's hook draws through the visualizer's backends
-            hooks.visualization.update(draw=True)
-            cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
-        else:
-            hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
+        enable_visualization(cfg, args.show_dir)
     if args.out:
-        dump = dict(type='DumpResults', out_file_path=args.out)
-        if cfg.get('default_scope') == 'mmdet':
-            dump['type'] = 'DumpDetResults'
+        dump = dict(type='DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults',
+                    out_file_path=args.out)
         evaluator = cfg.test_evaluator
         cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]) + [dump]
-
-    from mmfishnet.utils.config_checks import check_dataset_paths
     check_dataset_paths(cfg, splits=('test', ))
 
-    from mmfishnet.utils.dist import setup_cpu_distributed, teardown_distributed
-    setup_cpu_distributed(cfg, args.launcher)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if weights is not None:
-        from mmfishnet.utils.config_models import check_fits
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        check_fits(model, weights, args.checkpoint)
-        del weights
+    runner = build_runner(cfg)
+    check_fits(runner.model.module if hasattr(runner.model, 'module') else runner.model, weights, args.checkpoint)
+    del weights
     metrics = runner.test()
     from mmengine.dist import is_main_process
     if is_main_process():  # every rank holds the same metrics

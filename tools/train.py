@@ -8,13 +8,14 @@ with FishNet.
 The config's ``default_scope`` (mmdet, mmpretrain or mmseg) decides which library's registries build it.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.errors import UserError  # noqa: E402
+from mmfishnet.utils.runner_setup import build_runner, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -29,30 +30,6 @@ def parse_args(argv=None):
                         help='resume from CKPT, or without a value from the newest complete checkpoint in '
                         'work_dir')
     return parse_runner_args(parser, argv)
-
-
-def load_config(args):
-    from mmengine.config import Config
-    if not osp.isfile(args.config):
-        raise UserError(f'config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-        from mmfishnet.utils.config_models import expand_vis_backends
-        expand_vis_backends(cfg)
-    cfg.launcher = args.launcher
-    if getattr(args, 'trust_checkpoint', False):
-        # torch >= 2.6 honours this for every torch.load that does not pass weights_only itself,
-        # which is how mmengine 0.10.7 loads resume, load_from and Pretrained checkpoints.
-        # FishNet's Pretrained loading reads it too (mmfishnet.utils.checkpoint.trust_requested).
-        from mmfishnet.utils.checkpoint import TRUST_ENV
-        os.environ[TRUST_ENV] = '1'
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        from mmfishnet.utils.config_checks import default_work_dir
-        cfg.work_dir = default_work_dir(args.config)
-    return cfg
 
 
 def apply_training_options(cfg, args) -> None:
@@ -88,13 +65,9 @@ def main(argv=None):
     if cfg.get('load_from'):
         check_checkpoint(cfg.load_from, trust=args.trust_checkpoint)
 
-    from mmfishnet.utils.dist import setup_cpu_distributed, teardown_distributed
-    setup_cpu_distributed(cfg, args.launcher)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     runner.train()
+    from mmfishnet.utils.dist import teardown_distributed
     teardown_distributed()
 
 

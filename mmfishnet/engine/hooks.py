@@ -10,8 +10,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
-from mmfishnet.utils.checkpoint import atomic_write
-from mmfishnet.utils.cli import UserError
+from mmfishnet.utils.checkpoint import atomic_write, is_remote
+from mmfishnet.utils.errors import NonFiniteLossError, UserError
 
 
 @register_backend('atomic_local')
@@ -39,7 +39,7 @@ class SafeCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, *args, backend_args=None, out_dir=None, **kwargs):
-        if backend_args is None and (out_dir is None or '://' not in str(out_dir)):
+        if backend_args is None and (out_dir is None or not is_remote(out_dir)):
             backend_args = dict(backend='atomic_local')
         super().__init__(*args, out_dir=out_dir, backend_args=backend_args, **kwargs)
 
@@ -62,10 +62,6 @@ class SafeCheckpointHook(CheckpointHook):
                 path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
                 if self.file_backend.isfile(path):
                     self.file_backend.remove(path)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite (raised on every rank by :class:`NonFiniteLossHook`)."""
 
 
 @HOOKS.register_module()

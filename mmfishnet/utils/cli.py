@@ -5,9 +5,7 @@ import os
 import sys
 from typing import Callable
 
-
-class UserError(ValueError):
-    """An error the user can fix from the message alone (bad path, bad argument, wrong file)."""
+from .errors import NonFiniteLossError, UserError
 
 
 def add_runner_args(parser, work_dir_help: str):
@@ -33,9 +31,9 @@ def run_cli(main: Callable[[], object]) -> int:
     """Run a tool's ``main()`` and return its exit code; the tool ends with ``sys.exit(run_cli(main))``.
 
     - 0 when ``main()`` returns.
-    - 2 and one line ``error: ...`` for what the project's own checks refuse: bad input or paths
-      (:class:`UserError`), a checkpoint that cannot be used (``CheckpointError``, ``ConversionError``) and a
-      non-finite training loss (``NonFiniteLossError``).
+    - 2 and one line ``error: ...`` for what the project's own checks refuse (:mod:`mmfishnet.utils.errors`):
+      bad input or paths (:class:`UserError`), a checkpoint that cannot be used (``CheckpointError``,
+      ``ConversionError``, both kinds of ``UserError``) and a non-finite training loss (``NonFiniteLossError``).
     - 1 for any other error (a bug, a file that disappears in the middle of a run, ...): the full traceback
       on stderr and in the run's log file, then a last line naming the error and where it was raised.
 
@@ -44,7 +42,7 @@ def run_cli(main: Callable[[], object]) -> int:
     ends with ``os._exit(code)`` (:func:`_exit_after_distributed_run`). ``MMFISHNET_DEBUG=1`` re-raises
     every error instead.
     """
-    from mmfishnet.utils.dist import closed_a_process_group, teardown_distributed
+    from .dist import closed_a_process_group, teardown_distributed
     try:
         code, all_ranks = _run(main)
     except BaseException:  # Ctrl-C, SystemExit, or any error under MMFISHNET_DEBUG: the other ranks may be gone
@@ -58,13 +56,10 @@ def run_cli(main: Callable[[], object]) -> int:
 
 def _run(main: Callable[[], object]):
     """``main()``'s exit code, and whether every rank stopped with the same error (see :func:`run_cli`)."""
-    from mmfishnet.converters import ConversionError
-    from mmfishnet.engine.hooks import NonFiniteLossError
-    from mmfishnet.utils.checkpoint import CheckpointError
     try:
         main()
         return 0, False
-    except (UserError, ConversionError, CheckpointError, NonFiniteLossError) as e:
+    except (UserError, NonFiniteLossError) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
         message = f'error: {e}'

@@ -3,7 +3,8 @@
 that says where things go, instead of deep inside a dataset or a hook."""
 import os.path as osp
 
-from .cli import UserError
+from .checkpoint import is_remote
+from .errors import UserError
 
 DATA_HINTS = {
     'CocoDataset': 'download COCO 2017 (train2017/, val2017/, annotations/) and put it at data/coco '
@@ -106,7 +107,7 @@ def check_pretrained_paths(cfg) -> None:
         if isinstance(node, dict):
             if node.get('type') == 'Pretrained':
                 ckpt = node.get('checkpoint')
-                if isinstance(ckpt, str) and '://' not in ckpt and not osp.isfile(ckpt):
+                if isinstance(ckpt, str) and not is_remote(ckpt) and not osp.isfile(ckpt):
                     missing.append(f'{where}.init_cfg: pretrained checkpoint {ckpt} does not exist; convert '
                                    'the official weights with tools/model_converters/fishnet_to_mmfishnet.py '
                                    'to that path (README, "Pretrained weights"), or train from scratch with '
@@ -119,7 +120,7 @@ def check_pretrained_paths(cfg) -> None:
 
     visit(cfg.get('model', {}), 'model')
     load_from = cfg.get('load_from')
-    if isinstance(load_from, str) and '://' not in load_from and not osp.isfile(load_from):
+    if isinstance(load_from, str) and not is_remote(load_from) and not osp.isfile(load_from):
         missing.append(f'load_from: checkpoint {load_from} does not exist')
     if missing:
         raise UserError('\n'.join(missing))
@@ -129,15 +130,8 @@ def check_checkpoint(path: str, trust: bool = False):
     """A checkpoint given to train (load_from / resume) or test must exist, be readable (weights only, unless
     ``trust``) and not be an official (unconverted) FishNet file. URLs and mmengine's other prefixes are
     fetched and checked the same way. Returns its state dict."""
-    from .checkpoint import load_file
-    state = load_file(path, trust=trust, trust_flag='--trust-checkpoint')
-    weights = state.get('state_dict', state) if isinstance(state, dict) else None
-    if not isinstance(weights, dict):
-        raise UserError(f'{path} holds no state_dict')
-    if any(str(k).startswith(('fish.fish.', 'module.fish.fish.')) for k in weights):
-        raise UserError(f'{path} is an official FishNet checkpoint; convert it first: python '
-                        f'tools/model_converters/fishnet_to_mmfishnet.py {path} converted.pth')
-    return weights
+    from .checkpoint import read_state_dict
+    return read_state_dict(path, trust=trust)[1]
 
 
 def default_work_dir(config_path: str) -> str:

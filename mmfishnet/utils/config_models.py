@@ -6,7 +6,7 @@ The config's ``default_scope`` names the library that builds it: ``mmpretrain`` 
 """
 import os.path as osp
 
-from .cli import UserError
+from .errors import UserError
 
 TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
 
@@ -64,11 +64,18 @@ def build_model(cfg, part: str = 'model'):
     model_cfg = model_cfg.copy()
     if part == 'backbone':
         model_cfg.init_cfg = None
-    elif model_cfg.get('backbone', {}).get('init_cfg') is not None:
-        model_cfg.backbone.init_cfg = None
+    else:
+        skip_backbone_pretrained(model_cfg)
     with DefaultScope.overwrite_default_scope(scope):
         model = _scope_models(scope).build(model_cfg)
     return model.eval()
+
+
+def skip_backbone_pretrained(model_cfg) -> None:
+    """Set the backbone's ``init_cfg`` (its own pretrained weights) of ``model_cfg`` to None, in place: where
+    a checkpoint of the whole model is loaded, that file is not needed (nor read; it need not exist here)."""
+    if model_cfg.get('backbone', {}).get('init_cfg') is not None:
+        model_cfg.backbone.init_cfg = None
 
 
 def _scope_models(scope: str):

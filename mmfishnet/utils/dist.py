@@ -15,7 +15,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .cli import UserError
+from .errors import UserError
 
 
 def slurm_master_port() -> str:

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.errors import UserError  # noqa: E402
 
 VARIANTS = {'default': [], 'nchw': ['model.backbone.channels_last=False']}
 # The figures the demo reports, per the config's default_scope.

@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.errors import UserError  # noqa: E402
 
 
 def main(argv=None):

@@ -20,7 +20,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmfishnet.utils.cli import UserError, run_cli  # noqa: E402
+from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.errors import UserError  # noqa: E402
 
 DEFAULT_TOLERANCE = 1e-4  # relative to the largest |output|; fp32 onnxruntime vs PyTorch on CPU: ~1e-6
 

@@ -1,12 +1,41 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
 """Loading converted ImageNet weights into a FishNet backbone strictly, naming what does not fit."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
 from .safe_load import CheckpointError, load_file, trust_requested
 
 _BARE_FIRST_SHORTCUT = 'tail1.units.0.shortcut.weight'  # the conv of FishNet(bare_first_shortcut=True)
+
+
+# The authors' released checkpoints (kevin-ssy/FishNet) name every tensor ``fish.fish.*`` (their ``Fish`` module
+# inside ``FishNet``), saved from DataParallel with ``module.`` in front.
+OFFICIAL_PREFIXES = ('fish.fish.', 'module.fish.fish.')
+
+
+def is_official_checkpoint(state_dict: dict) -> bool:
+    """Whether ``state_dict`` is an official (unconverted) FishNet checkpoint's: any key named like the
+    authors' layout. Such a file must go through ``tools/model_converters/fishnet_to_mmfishnet.py`` first."""
+    return any(str(key).startswith(OFFICIAL_PREFIXES) for key in state_dict)
+
+
+def read_state_dict(path: str, trust: bool = False, map_location='cpu') -> Tuple[dict, dict]:
+    """Read the checkpoint ``path`` (:func:`load_file`: a local file, a URL or another of mmengine's
+    prefixes, ``weights_only`` unless ``trust``) and return the file's content and its state dict (the
+    ``state_dict`` entry, or the whole file when it is a bare state dict).
+
+    Raises :class:`CheckpointError` for a file that holds no state dict and for an official (unconverted)
+    FishNet checkpoint, naming the converter command.
+    """
+    raw = load_file(path, trust=trust, map_location=map_location, trust_flag='--trust-checkpoint')
+    state = raw.get('state_dict', raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f'{path} holds no state_dict')
+    if is_official_checkpoint(state):
+        raise CheckpointError(f'{path} is an official FishNet checkpoint; convert it first: python '
+                              f'tools/model_converters/fishnet_to_mmfishnet.py {path} converted.pth')
+    return raw, state
 
 
 def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: str = '',
@@ -21,15 +50,9 @@ def load_pretrained_backbone(model: torch.nn.Module, checkpoint: str, prefix: st
     with ``weights_only=True`` unless ``trust`` (default: :func:`trust_requested`, i.e. ``--trust-checkpoint``).
     Returns ``dict(loaded=N, ignored=M)``.
     """
-    raw = load_file(checkpoint, trust=trust_requested() if trust is None else trust, map_location=map_location,
-                    trust_flag='--trust-checkpoint')
-    state = raw.get('state_dict', raw) if isinstance(raw, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise CheckpointError(f'{checkpoint} holds no state_dict')
+    raw, state = read_state_dict(checkpoint, trust=trust_requested() if trust is None else trust,
+                                 map_location=map_location)
     keys = list(state)
-    if any(k.startswith(('fish.fish.', 'module.fish.fish.')) for k in keys):
-        raise CheckpointError(f'{checkpoint} is an official FishNet checkpoint; convert it first: python '
-                              f'tools/model_converters/fishnet_to_mmfishnet.py {checkpoint} converted.pth')
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not state or not any(k.startswith(('stem.', 'tail1.')) for k in state):

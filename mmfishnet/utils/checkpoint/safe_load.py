@@ -8,10 +8,7 @@ import zipfile
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read as asked."""
-
+from ..errors import CheckpointError
 
 TRUST_ENV = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
 
