@@ -110,7 +110,7 @@ def check_pretrained_paths(cfg) -> None:
                 if isinstance(ckpt, str) and not is_remote(ckpt) and not osp.isfile(ckpt):
                     missing.append(f'{where}.init_cfg: pretrained checkpoint {ckpt} does not exist; convert '
                                    'the official weights with tools/model_converters/fishnet_to_mmfishnet.py '
-                                   'to that path (README, "Pretrained weights"), or train from scratch with '
+                                   'to that path (docs/pretrained.md), or train from scratch with '
                                    f'--cfg-options {where}.init_cfg=None')
             for key, value in node.items():
                 visit(value, f'{where}.{key}' if key != 'init_cfg' else where)
