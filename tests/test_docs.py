@@ -500,3 +500,26 @@ def test_the_link_checker_fails_on_planted_broken_links(tmp_path):
         page.write_text(good + broken + '\n')
         problems = check_links(str(page))
         assert len(problems) == 1 and message in problems[0], (broken, problems)
+
+
+def pins_table(text):
+    """The requirement -> file rows of the table in docs/get_started.md's "Pinned versions" section."""
+    section = text.split('## Pinned versions', 1)[1].split('\n## ', 1)[0]
+    return dict(re.findall(r'^\| `([^`]+)` \| (\w+) \|', section, flags=re.M))
+
+
+def test_the_pins_table_is_the_requirements_files():
+    """Catches: the pins table of docs/get_started.md gone stale against requirements/*.txt, the one place the
+    pins live (a version bumped in the file but not in the docs, a pin added or dropped, a pin listed under
+    another file)."""
+    from mmfishnet.utils.requirements import read_requirements
+    files = {line: name for name in ('runtime', 'build', 'optional', 'tests') for line in read_requirements(name)}
+    table = pins_table(open(os.path.join(ROOT, 'docs', 'get_started.md')).read())
+    assert table == files
+
+
+def test_the_pins_table_reader_sees_a_stale_row():
+    """Catches: a pins-table reader that reads nothing or ignores versions, which would let the test above
+    pass against any docs."""
+    text = '## Pinned versions\n\n| requirement | file | why |\n|---|---|---|\n| `torch==2.13.0` | runtime | x |\n'
+    assert pins_table(text) == {'torch==2.13.0': 'runtime'}
