@@ -111,15 +111,14 @@ def test_a_rank_ends_without_finalizing_the_interpreter(tmp_path, outcome, code)
 
 
 SAYS = """
-import sys, time
+import os, sys, time
 from mmfishnet.utils.cli import _say
-start = float(sys.argv[2])
-while time.time() < start:  # both processes write during the same 0.3 s
-    pass
-for i in range(20000):
-    if time.time() > start + 0.3:
-        break
-    _say(f'error: rank {sys.argv[1]} line {i} ' + 'x' * 300)
+rank, ready = sys.argv[1], sys.argv[2]
+open(os.path.join(ready, rank), 'w').close()
+while len(os.listdir(ready)) < 2:  # both processes write at the same time, however long their imports took
+    time.sleep(0.001)
+for i in range(3000):
+    _say(f'error: rank {rank} line {i} ' + 'x' * 300)
 """
 
 
@@ -130,9 +129,10 @@ def test_two_ranks_error_lines_are_never_glued(tmp_path):
     whose stderr writes every piece at once). Each line must reach the pipe in one write."""
     script = tmp_path / 'say.py'
     script.write_text(SAYS)
+    ready = tmp_path / 'ready'
+    ready.mkdir()
     env = dict(os.environ, PYTHONPATH=ROOT)
-    start = time.time() + 5
-    cmd = f'{sys.executable} -u {script} 0 {start} & {sys.executable} -u {script} 1 {start} & wait'  # as torchrun
+    cmd = f'{sys.executable} -u {script} 0 {ready} & {sys.executable} -u {script} 1 {ready} & wait'  # as torchrun
     proc = subprocess.run(['bash', '-c', cmd], capture_output=True, text=True, timeout=300, env=env)
     lines = proc.stderr.splitlines()
     assert {line.split()[2] for line in lines} == {'0', '1'}
