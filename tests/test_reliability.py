@@ -145,6 +145,17 @@ def test_resume_skips_a_partial_checkpoint(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path / 'nothing')) is None
 
 
+def train_until_killed(tmp_path, cls_data, extra):
+    """Train 3 epochs of the tiny classifier with ``extra`` (whose KillWhileSaving hook SIGKILLs the run while
+    it saves); returns the work dir."""
+    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
+    work = tmp_path / 'work'
+    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
+                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    return work
+
+
 def test_outdated_checkpoint_deleted_after_the_new_one(tmp_path, cls_data):
     """Catches deleting the outdated checkpoint before the new one is complete (mmengine's CheckpointHook
     does, with max_keep_ckpts), which leaves no checkpoint when the save is interrupted: with
@@ -155,11 +166,7 @@ custom_imports = dict(imports=['mmfishnet', 'save_killer'], allow_failed_imports
 custom_hooks = [dict(type='RandomStateHook'), dict(type='KillWhileSaving', epoch=3)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=1))
 """
-    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
-    work = tmp_path / 'work'
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
-                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
-    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    work = train_until_killed(tmp_path, cls_data, extra)
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_2.pth']
     assert is_complete_checkpoint(str(work / 'epoch_2.pth'))
     assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_2.pth')
@@ -318,11 +325,7 @@ val_evaluator = dict(_delete_=True, type='ValCounter')
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1, save_best='count',
                                                              rule='greater'))
 """
-    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
-    work = tmp_path / 'work'
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
-                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
-    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    work = train_until_killed(tmp_path, cls_data, extra)
     assert sorted(p.name for p in work.glob('best_*.pth')) == ['best_count_epoch_2.pth']
     assert is_complete_checkpoint(str(work / 'best_count_epoch_2.pth'))
     assert (work / 'epoch_3.pth').exists()  # the regular checkpoint of epoch 3 came first

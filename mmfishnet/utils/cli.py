@@ -36,6 +36,8 @@ def run_cli(main: Callable[[], object]) -> int:
     - 2 and one line ``error: ...`` for what the project's own checks refuse: bad input or paths
       (:class:`UserError`), a checkpoint that cannot be used (``CheckpointError``, ``ConversionError``) and a
       non-finite training loss (``NonFiniteLossError``).
+    - 75 ("requeue me", after Slurm's SIGUSR1 warning) or 128 + the signal (SIGTERM: 143) and one line when
+      training stopped on a signal after saving a checkpoint (``mmfishnet.engine.TrainingInterrupted``).
     - 1 for any other error (a bug, a file that disappears in the middle of a run, ...): the full traceback
       on stderr and in the run's log file, then a last line naming the error and where it was raised.
 
@@ -59,20 +61,21 @@ def run_cli(main: Callable[[], object]) -> int:
 def _run(main: Callable[[], object]):
     """``main()``'s exit code, and whether every rank stopped with the same error (see :func:`run_cli`)."""
     from mmfishnet.converters import ConversionError
+    from mmfishnet.engine.fault_tolerance import TrainingInterrupted
     from mmfishnet.engine.hooks import NonFiniteLossError
     from mmfishnet.utils.checkpoint import CheckpointError
     try:
         main()
         return 0, False
-    except (UserError, ConversionError, CheckpointError, NonFiniteLossError) as e:
+    except (UserError, ConversionError, CheckpointError, NonFiniteLossError, TrainingInterrupted) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
         message = f'error: {e}'
         _write_to_run_log(message)
         _say(message)
-        # the ranks agreed on a non-finite loss: each says so before any exits (a launcher stops the rest
-        # as soon as one rank ends)
-        return 2, isinstance(e, NonFiniteLossError)
+        # the ranks agreed on a non-finite loss or a stop on a signal: each says so before any exits (a
+        # launcher stops the rest as soon as one rank ends)
+        return getattr(e, 'exit_code', 2), isinstance(e, (NonFiniteLossError, TrainingInterrupted))
     except Exception as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
