@@ -259,3 +259,34 @@ def test_two_agents_match_one_machine_and_restart_a_lost_worker(tmp_path, cfg, r
     assert out.count(f"this launch was restarted: resuming from {work / 'latest.pth'}") == 2, out[-6000:]
     assert 10 - resumed_iteration(out) <= INTERVAL
     assert_same_weights(reference, work / 'epoch_2.pth')
+
+
+class _ClockRunner:
+    """What LatestCheckpointHook reads of a runner in a single-process run, recording its saves."""
+
+    def __init__(self, work_dir):
+        import logging
+        self.work_dir, self.iter, self.epoch, self.rank, self.hooks = str(work_dir), 0, 0, 0, []
+        self.logger, self.train_loop, self.saves = logging.getLogger('test'), None, []
+
+    def save_checkpoint(self, out_dir, filename, **kwargs):
+        self.saves.append((self.iter + 1, filename))
+
+
+def test_latest_checkpoint_every_so_many_minutes(tmp_path, monkeypatch):
+    """The configs save the latest checkpoint by time (minutes=20; docs/fault_tolerance.md bounds the lost
+    work by it). Catches a wrong unit or a clock not reset by a save: with minutes=20 and a fake clock moving
+    7 minutes an iteration, saves come at the 3rd and 6th iteration (21 minutes after the start and after
+    the previous save), and only there."""
+    from mmfishnet.engine import LatestCheckpointHook, fault_tolerance
+    now = [1000.0]
+    monkeypatch.setattr(fault_tolerance.time, 'monotonic', lambda: now[0])
+    hook, runner = LatestCheckpointHook(minutes=20, signals=()), _ClockRunner(tmp_path)
+    hook.before_train(runner)
+    for it in range(7):
+        now[0] += 7 * 60
+        runner.iter = it
+        hook.after_train_iter(runner, it)
+    hook.after_train(runner)
+    assert runner.saves == [(3, 'latest.pth'), (6, 'latest.pth')]
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'latest.pth')
