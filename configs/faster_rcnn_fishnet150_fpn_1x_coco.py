@@ -9,3 +9,5 @@ model = dict(backbone=_base_.fishnet_backbone, neck=dict(in_channels=_base_.fish
 
 # safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+# resumes in the middle of an epoch, from the latest checkpoint (docs/fault_tolerance.md)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop')

@@ -24,6 +24,14 @@ def cpu_tool_env(**extra):
     return {k: v for k, v in env.items() if v is not None}
 
 
+def fake_command(folder, name, script):
+    """An executable bash script ``folder/name`` (a stand-in for srun, scontrol, python, ...); returns ``folder``."""
+    path = folder / name
+    path.write_text('#!/usr/bin/env bash\n' + script)
+    path.chmod(0o755)
+    return str(folder)
+
+
 def run_tool(*args, env=None, timeout=900, tool_env=None):
     """Run a tools/ script (or a shell script) with this interpreter from the repo root, on CPU."""
     full_env = cpu_tool_env(**(tool_env or {}))

@@ -9,7 +9,6 @@ import importlib.util
 import os
 import re
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, run_tool, save_toy_classifier, tiny_cls_config, toy_cls_data
+from helpers import ROOT, fake_command, run_tool, save_toy_classifier, tiny_cls_config, toy_cls_data
 from mmfishnet.engine import NonFiniteLossError, NonFiniteLossHook
 from mmfishnet.models import FishNet
 from mmfishnet.utils.checkpoint import TRUST_ENV, CheckpointError
@@ -196,19 +195,18 @@ def test_dist_test_beside_another_job_prints_its_metrics(tmp_path, cls_data):
     assert len(printed) == 1, proc.stdout[-3000:]  # tools/test.py's last line, from rank 0
 
 
-def fake_command(folder, name, script):
-    path = folder / name
-    path.write_text('#!/usr/bin/env bash\n' + script)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(folder)
+def test_dist_run_port(tmp_path, monkeypatch):
+    """Bugs: a fixed default port 29500. One machine: torchrun picks a free port (--standalone); several: the
+    port of the Slurm job (the same on every node) or PORT. And the Slurm job's port was computed by a formula
+    written twice (dist_run.sh and mmfishnet.utils.dist.slurm_master_port), free to drift apart: the shell
+    must take the port the Python function gives (its one home)."""
+    from mmfishnet.utils.dist import slurm_master_port
 
-
-def test_dist_run_port(tmp_path):
-    """Bug: a fixed default port 29500. One machine: torchrun picks a free port (--standalone); several: the
-    port of the Slurm job (the same on every node) or PORT."""
     def launch(**env):
         args = tmp_path / 'args'
-        python = fake_command(tmp_path, 'python', f'echo "$@" > {args}\n') + '/python'
+        # python -c (dist_run.sh asking mmfishnet for the port) runs for real; the launch itself is recorded
+        python = fake_command(tmp_path, 'python', f'if [ "$1" = -c ]; then exec {sys.executable} "$@"; fi\n'
+                                                  f'echo "$@" > {args}\n') + '/python'
         proc = run_tool('tools/dist_run.sh', 'train.py', '2', 'cfg.py',
                         tool_env=without_launch_env(PYTHON=python, **env))
         assert proc.returncode == 0, proc.stderr
@@ -220,6 +218,23 @@ def test_dist_run_port(tmp_path):
     port_a = int(re.search(r'--master_port=(\d+)', job_a).group(1))
     port_b = int(re.search(r'--master_port=(\d+)', job_b).group(1))
     assert port_a != port_b and port_a != 29500 and 1024 < port_a < 32768  # below Linux's ephemeral ports
+    for name in ('PORT', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('SLURM_JOB_ID', '4711')
+    assert port_a == int(slurm_master_port())  # what a --launcher slurm task computes for the same job
+    # the shell has no formula of its own: a fake package whose function says 4242 decides its port
+    fake = tmp_path / 'fakepkg' / 'mmfishnet' / 'utils'
+    fake.mkdir(parents=True)
+    (fake.parent / '__init__.py').write_text('')
+    (fake / '__init__.py').write_text('')
+    (fake / 'dist.py').write_text('def slurm_master_port():\n    return "4242"\n')
+    args = tmp_path / 'args'
+    python = fake_command(tmp_path, 'python', f'if [ "$1" = -c ]; then cd {fake.parent.parent} && '  # -c: cwd first
+                                              f'exec {sys.executable} "$@"; fi\necho "$@" > {args}\n') + '/python'
+    proc = run_tool('tools/dist_run.sh', 'train.py', '2', 'cfg.py',
+                    tool_env=without_launch_env(PYTHON=python, NNODES='2', SLURM_JOB_ID='4711'))
+    assert proc.returncode == 0, proc.stderr
+    assert '--master_port=4242' in args.read_text()
 
 
 def test_slurm_run_asks_for_gpus_only_when_told(tmp_path):

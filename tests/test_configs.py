@@ -45,8 +45,11 @@ def test_config_parses_and_builds(path):
     assert cfg.custom_imports['imports'] == ['mmfishnet']
     # configs/_base_/default_runtime_fishnet.py's hooks and the safe checkpoint hook: without them a NaN
     # loss is saved, a resume draws other random numbers, a wrong num_classes trains, a kill loses checkpoints
-    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook', 'RandomStateHook', 'NumClassesCheckHook']
+    # and a kill or preemption loses up to an epoch (the latest checkpoint, and the loops resuming mid-epoch)
+    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook', 'RandomStateHook', 'NumClassesCheckHook',
+                                                     'LatestCheckpointHook']
     assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
+    assert cfg.train_cfg.type in ('ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop')
     backbone = cfg.model.backbone
     assert backbone.type == 'FishNet'
     model = build_model(cfg)

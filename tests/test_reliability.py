@@ -146,6 +146,17 @@ def test_resume_skips_a_partial_checkpoint(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path / 'nothing')) is None
 
 
+def train_until_killed(tmp_path, cls_data, extra):
+    """Train 3 epochs of the tiny classifier with ``extra`` (whose KillWhileSaving hook SIGKILLs the run while
+    it saves); returns the work dir."""
+    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
+    work = tmp_path / 'work'
+    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
+                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    return work
+
+
 def test_outdated_checkpoint_deleted_after_the_new_one(tmp_path, cls_data):
     """Catches deleting the outdated checkpoint before the new one is complete (mmengine's CheckpointHook
     does, with max_keep_ckpts), which leaves no checkpoint when the save is interrupted: with
@@ -156,11 +167,7 @@ custom_imports = dict(imports=['mmfishnet', 'save_killer'], allow_failed_imports
 custom_hooks = [dict(type='RandomStateHook'), dict(type='KillWhileSaving', epoch=3)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=1))
 """
-    cfg = tiny_cls_config(tmp_path, cls_data, epochs=3, extra=extra)
-    work = tmp_path / 'work'
-    proc = run_tool('tools/train.py', cfg, '--work-dir', str(work),
-                    tool_env=dict(PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', '')))
-    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+    work = train_until_killed(tmp_path, cls_data, extra)
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_2.pth']
     assert is_complete_checkpoint(str(work / 'epoch_2.pth'))
     assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_2.pth')
@@ -251,3 +258,75 @@ train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(cls_data)!r}))
     a, b = weights(ref / 'epoch_3.pth'), weights(resumed / 'epoch_3.pth')
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def read_streams(prefix, rank):
+    """The draws RandomStreamRecorder wrote for ``rank``: {iteration: [python, numpy, torch]}."""
+    with open(f'{prefix}.{rank}') as f:
+        return {row[0]: row[1:] for row in map(json.loads, f)}
+
+
+def test_iteration_based_resume_continues_every_ranks_streams(tmp_path, cls_data):
+    """Bugs (issue 19, items 1 and 2), on 2 ranks of an iteration-based run with num_workers=0 that validates
+    between checkpoints:
+    1. RandomStateHook guessed when the checkpoint hook saves from its interval alone: the checkpoints that
+       ``save_begin`` shifts (iterations 3, 5, 7 here) and the best checkpoints with the re-save that
+       ``save_best`` makes during validation had no ``random_state``, so a resume from them started the
+       streams from the seed.
+    2. The states were restored in ``before_train``, before mmengine's loop replays the data of the done
+       iterations, which draws from them with num_workers=0; and validation drew from the training streams
+       after the checkpoint of its iteration was taken.
+    Every checkpoint must hold both ranks' states, and a run resumed from the checkpoint re-saved during
+    the validation at iteration 4 must draw what the uninterrupted run drew and end with its weights."""
+    extra = f"""
+custom_imports = dict(imports=['mmfishnet', 'stream_recorder', 'val_counter'], allow_failed_imports=False)
+custom_hooks = [dict(type='RandomStateHook'), dict(type='RandomStreamRecorder')]
+randomness = dict(seed=0, diff_rank_seed=True)
+train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(cls_data)!r}))
+train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop', max_iters=8, val_interval=2)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=8)]
+val_evaluator = dict(_delete_=True, type='ValCounter')
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(
+    by_epoch=False, interval=2, save_begin=3, max_keep_ckpts=-1, save_best='count', rule='greater'))
+"""
+    cfg = tiny_cls_config(tmp_path, cls_data, extra=extra)
+    port = 20000 + (os.getpid() * 13) % 20000
+    runs = {}
+    for name, resume in [('ref', ()), ('resumed', ('--resume', str(tmp_path / 'ref' / 'iter_4.pth')))]:
+        env = dict(PORT=str(port), STREAM_RECORD=str(tmp_path / f'{name}.jsonl'),
+                   PYTHONPATH=PLUGINS + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        proc = run_tool('tools/dist_train.sh', cfg, '2', '--work-dir', str(tmp_path / name), *resume, tool_env=env)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        runs[name] = tmp_path / name
+        if name == 'ref':
+            saved = sorted(p.name for p in runs['ref'].glob('*.pth'))
+            assert {'iter_3.pth', 'iter_4.pth', 'iter_5.pth', 'best_count_iter_8.pth'} <= set(saved), saved
+            for ckpt in saved:
+                state = torch.load(runs['ref'] / ckpt, map_location='cpu').get('random_state')
+                assert state is not None and state['world_size'] == 2, ckpt
+    for rank in (0, 1):
+        ref, resumed = read_streams(tmp_path / 'ref.jsonl', rank), read_streams(tmp_path / 'resumed.jsonl', rank)
+        assert sorted(resumed) == [4, 5, 6, 7]
+        assert [resumed[i] for i in range(4, 8)] == [ref[i] for i in range(4, 8)], rank
+    a, b = weights(runs['ref'] / 'iter_8.pth'), weights(runs['resumed'] / 'iter_8.pth')
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_previous_best_checkpoint_deleted_after_the_new_one(tmp_path, cls_data):
+    """Bug (issue 19, item 5): mmengine's CheckpointHook deletes the previous best_*.pth before it writes the
+    new one, so a kill while saving a new best left no best checkpoint at all. Killed while saving the third
+    best (epoch 3, every validation a new best): the second (epoch 2) must be there and complete, and the
+    first gone (deleted once the second and the re-save recording it were complete)."""
+    extra = """
+custom_imports = dict(imports=['mmfishnet', 'save_killer', 'val_counter'], allow_failed_imports=False)
+custom_hooks = [dict(type='RandomStateHook'), dict(type='KillWhileSaving', epoch=3, best=True)]
+train_cfg = dict(max_epochs=3, val_interval=1)
+val_evaluator = dict(_delete_=True, type='ValCounter')
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1, save_best='count',
+                                                             rule='greater'))
+"""
+    work = train_until_killed(tmp_path, cls_data, extra)
+    assert sorted(p.name for p in work.glob('best_*.pth')) == ['best_count_epoch_2.pth']
+    assert is_complete_checkpoint(str(work / 'best_count_epoch_2.pth'))
+    assert (work / 'epoch_3.pth').exists()  # the regular checkpoint of epoch 3 came first

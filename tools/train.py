@@ -28,7 +28,8 @@ def parse_args(argv=None):
                         help='scale the learning rate by the real total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or without a value from the newest complete checkpoint in '
-                        'work_dir')
+                        'work_dir (without it, a restarted worker group or a requeued Slurm job resumes from the '
+                        'newest checkpoint it wrote itself)')
     return parse_runner_args(parser, argv)
 
 
@@ -44,7 +45,13 @@ def apply_training_options(cfg, args) -> None:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
+    if args.resume is None:  # a restarted worker group or a requeued job goes on from its own checkpoint
+        from mmfishnet.utils.dist import checkpoint_of_this_launch
+        found = checkpoint_of_this_launch(cfg.work_dir)
+        if found is not None:
+            print(f'this launch was restarted: resuming from {found}')
+            cfg.resume, cfg.load_from = True, found
+    elif args.resume == 'auto':
         from mmfishnet.utils.checkpoint import find_resumable_checkpoint
         found = find_resumable_checkpoint(cfg.work_dir)
         if found is None:

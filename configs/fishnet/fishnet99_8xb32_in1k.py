@@ -27,3 +27,5 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3))
+# mmpretrain's schedule as a loop that resumes in the middle of an epoch (docs/fault_tolerance.md)
+train_cfg = dict(_delete_=True, type='ResumableEpochBasedTrainLoop', max_epochs=100, val_interval=1)

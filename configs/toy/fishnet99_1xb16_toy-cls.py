@@ -43,7 +43,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
 

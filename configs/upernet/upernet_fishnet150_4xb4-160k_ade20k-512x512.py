@@ -15,4 +15,6 @@ model = _base_.fishnet_upernet
 
 # safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+# a resume continues the random streams exactly (docs/fault_tolerance.md)
+train_cfg = dict(type='ResumableIterBasedTrainLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,8 +1,11 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
+from .fault_tolerance import REQUEUE_EXIT_CODE, LatestCheckpointHook, TrainingInterrupted
 from .hooks import (AtomicLocalBackend, NonFiniteLossError, NonFiniteLossHook, NumClassesCheckHook,
                     RandomStateHook, SafeCheckpointHook)
+from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
 __all__ = [
-    'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook', 'RandomStateHook',
-    'SafeCheckpointHook'
+    'AtomicLocalBackend', 'LatestCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook',
+    'REQUEUE_EXIT_CODE', 'RandomStateHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
+    'SafeCheckpointHook', 'TrainingInterrupted'
 ]

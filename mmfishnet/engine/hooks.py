@@ -33,6 +33,11 @@ class SafeCheckpointHook(CheckpointHook):
       file backend), so a kill during saving leaves the previous files intact.
     - With ``max_keep_ckpts``, the outdated checkpoint is deleted only after the new one is complete
       (mmengine deletes it first, so a kill while saving could leave no checkpoint at all).
+    - With ``save_best``, the previous ``best_*.pth`` is deleted only after the new best checkpoint and the
+      re-saved regular checkpoint that records it are complete (mmengine deletes it first).
+    - Right before each save, every rank hands its random state to :class:`RandomStateHook` (when the run
+      has one), so every checkpoint this hook writes holds the random states of all ranks: the regular,
+      the ``save_begin``-shifted and the last ones, and the best checkpoint with the re-save that follows it.
 
     All arguments are those of ``CheckpointHook``. ``backend_args`` defaults to the atomic local backend
     when ``out_dir`` is a local path.
@@ -44,6 +49,7 @@ class SafeCheckpointHook(CheckpointHook):
         super().__init__(*args, out_dir=out_dir, backend_args=backend_args, **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
+        prepare_random_states(runner)
         keep = self.max_keep_ckpts
         if keep <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             return super()._save_checkpoint_with_step(runner, step, meta)
@@ -62,6 +68,34 @@ class SafeCheckpointHook(CheckpointHook):
                 path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
                 if self.file_backend.isfile(path):
                     self.file_backend.remove(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best:
+            return
+        prepare_random_states(runner)  # every rank: the save of a new best is decided from the same metrics
+        backend = self.file_backend
+        self.file_backend = _DeferredRemoval(backend)  # mmengine removes the old best before saving the new
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            removed, self.file_backend = self.file_backend.removed, backend
+        current = {getattr(self, 'best_ckpt_path', None), *getattr(self, 'best_ckpt_path_dict', {}).values()}
+        for path in removed:
+            if path not in current and backend.isfile(path):
+                backend.remove(path)
+
+
+class _DeferredRemoval:
+    """A file backend whose ``remove`` only records the path (everything else goes to ``backend``)."""
+
+    def __init__(self, backend):
+        self._backend, self.removed = backend, []
+
+    def remove(self, path) -> None:
+        self.removed.append(path)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
 
 
 @HOOKS.register_module()
@@ -139,6 +173,14 @@ def _byte_tensor(state) -> torch.Tensor:
     return torch.as_tensor(state).detach().to(device='cpu', dtype=torch.uint8)
 
 
+def prepare_random_states(runner) -> None:
+    """Called on every rank right before ``runner.save_checkpoint`` (which runs on rank 0 alone) by the hooks
+    that save: gathers the ranks' random states for the :class:`RandomStateHook` of ``runner``, if any."""
+    for hook in runner.hooks:
+        if isinstance(hook, RandomStateHook):
+            hook.prepare(runner)
+
+
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Save every rank's random generators in each checkpoint and restore each rank's own on resume, so that
@@ -147,11 +189,22 @@ class RandomStateHook(Hook):
 
     What is saved, per rank: Python's, NumPy's and torch's CPU generator, and the current CUDA device's
     generator when CUDA is in use. Checkpoints are written by rank 0 alone, so the ranks' states are
-    gathered (one small ``all_gather_object``) right before a checkpoint is due: after every training epoch
-    and after the iterations at which an iteration-based checkpoint hook saves. On resume, each rank
-    restores its own entry, on CPU and on CUDA alike (the tensors are brought back to the CPU first).
-    A run resumed on a different number of ranks cannot continue the same streams: it warns and keeps
-    the seeded ones.
+    gathered (one small ``all_gather_object``) on every rank by the hook that saves, right before it saves
+    (:func:`prepare_random_states`; :class:`SafeCheckpointHook` and :class:`LatestCheckpointHook` do). In a
+    single-process run any checkpoint gets the process's state; in a distributed run a checkpoint written by
+    another hook gets none (a warning says so) rather than rank 0's state for every rank.
+
+    Validation does not touch the training's streams: the states are put back after each validation as they
+    were before it, and a checkpoint saved during validation (the best one, and the re-save that records it)
+    holds the states from before it. So the streams of an uninterrupted run do not depend on where it
+    validated, and a run resumed at a validation point continues them exactly.
+
+    On resume, each rank restores its own entry, on CPU and on CUDA alike (the tensors are brought back to
+    the CPU first), at the point of the loop where the checkpoint was taken: ``before_train`` for mmengine's
+    loops, which resume at an epoch boundary; after the data of the done iterations has been replayed for
+    the loops of :mod:`mmfishnet.engine.loops` (mmengine's ``IterBasedTrainLoop`` replays them after
+    ``before_train``, which consumes the restored streams when ``num_workers=0``). A run resumed on a
+    different number of ranks cannot continue the same streams: it warns and keeps the seeded ones.
 
     Data-loading workers: mmengine seeds each worker from (seed, rank, worker id) when the workers start,
     and torch derives their base seed from the main process's torch generator (restored here). Workers
@@ -159,42 +212,43 @@ class RandomStateHook(Hook):
     would have drawn; persistent workers keep their streams across epochs in the uninterrupted run, which
     no checkpoint can capture, so after a resume their draws differ (a warning says so).
 
-    The states are plain data and tensors and load with ``weights_only=True``. Restoring happens in
-    ``before_train`` of a resumed run (``runner.iter > 0``), after mmengine has finished its own seeding;
-    a checkpoint loaded as ``load_from`` (fine-tuning, testing) leaves the streams alone.
+    The states are plain data and tensors and load with ``weights_only=True``. A checkpoint loaded as
+    ``load_from`` (fine-tuning, testing) leaves the streams alone.
     """
 
-    priority = 'LOW'  # ahead of the checkpoint hook (VERY_LOW) in after_train_iter/after_train_epoch
-
     def __init__(self):
-        self._gathered = None  # (iteration, [state of rank 0, rank 1, ...]) gathered for the next save
-        self._loaded = None  # the 'random_state' of a loaded checkpoint, waiting for before_train
+        self._prepared = None  # (iteration, [state of rank 0, rank 1, ...]) gathered for the next save
+        self._before_val = None  # this rank's state when the running validation started
+        self._loaded = None  # the 'random_state' of a loaded checkpoint, waiting for the resume position
+        self._warned = False
 
-    def _gather(self, runner) -> None:
-        from mmengine.dist import all_gather_object, get_world_size
-        own = _own_random_state()
-        states = all_gather_object(own) if get_world_size() > 1 else [own]
-        self._gathered = (runner.iter, states)
+    def _own(self) -> dict:
+        return self._before_val if self._before_val is not None else _own_random_state()
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        # every rank must take part in the gather: decide from the checkpoint hooks' own settings
-        for hook in runner.hooks:
-            if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
-                    hook.every_n_train_iters(runner, hook.interval)
-                    or (hook.save_last and hook.is_last_train_iter(runner))):
-                self._gather(runner)
-                return
+    def prepare(self, runner) -> None:
+        """Gather the random states of all ranks for the checkpoint about to be saved (call on every rank)."""
+        own = self._own()
+        self._prepared = (runner.iter, all_gather_object(own) if get_world_size() > 1 else [own])
 
-    def after_train_epoch(self, runner) -> None:
-        self._gather(runner)
+    def before_val(self, runner) -> None:
+        self._before_val = _own_random_state()
+
+    def after_val(self, runner) -> None:
+        state, self._before_val = self._before_val, None
+        if state is not None:
+            self._restore(state, runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        from mmengine.dist import get_world_size
-        if self._gathered is not None and self._gathered[0] == runner.iter:
-            states = self._gathered[1]
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] == runner.iter:
+            states = prepared[1]
         elif get_world_size() == 1:
-            states = [_own_random_state()]
+            states = [self._own()]
         else:  # a save no gather prepared for (another hook's): better nothing than rank 0's for all
+            if not self._warned:
+                self._warned = True
+                runner.logger.warning('RandomStateHook: a checkpoint hook that does not gather the ranks\' random '
+                                      'states saved a checkpoint without them; use SafeCheckpointHook')
             return
         checkpoint['random_state'] = dict(iter=runner.iter, world_size=len(states), ranks=states)
 
@@ -202,10 +256,15 @@ class RandomStateHook(Hook):
         self._loaded = checkpoint.get('random_state')
 
     def before_train(self, runner) -> None:
+        if not getattr(getattr(runner, 'train_loop', None), 'announces_resume_position', False):
+            self.at_resume_position(runner)
+
+    def at_resume_position(self, runner) -> None:
+        """Restore this rank's saved state (a resumed run: ``runner.iter > 0``). Called in ``before_train``,
+        or by a loop that announces the position it resumed at (``announces_resume_position``)."""
         saved, self._loaded = self._loaded, None
         if not saved or runner.iter == 0:  # nothing saved, or loaded to fine-tune rather than resumed
             return
-        from mmengine.dist import get_rank, get_world_size
         if 'ranks' not in saved:  # written before per-rank states (rank 0's only)
             saved = dict(world_size=1, ranks=[saved])
         if saved['world_size'] != get_world_size():

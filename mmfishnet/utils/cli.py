@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Callable
 
-from .errors import NonFiniteLossError, UserError
+from .errors import NonFiniteLossError, TrainingInterrupted, UserError
 
 
 def add_runner_args(parser, work_dir_help: str):
@@ -34,6 +34,8 @@ def run_cli(main: Callable[[], object]) -> int:
     - 2 and one line ``error: ...`` for what the project's own checks refuse (:mod:`mmfishnet.utils.errors`):
       bad input or paths (:class:`UserError`), a checkpoint that cannot be used (``CheckpointError``,
       ``ConversionError``, both kinds of ``UserError``) and a non-finite training loss (``NonFiniteLossError``).
+    - 75 ("requeue me", after Slurm's SIGUSR1 warning) or 128 + the signal (SIGTERM: 143) and one line when
+      training stopped on a signal after saving a checkpoint (``TrainingInterrupted``).
     - 1 for any other error (a bug, a file that disappears in the middle of a run, ...): the full traceback
       on stderr and in the run's log file, then a last line naming the error and where it was raised.
 
@@ -59,15 +61,15 @@ def _run(main: Callable[[], object]):
     try:
         main()
         return 0, False
-    except (UserError, NonFiniteLossError) as e:
+    except (UserError, NonFiniteLossError, TrainingInterrupted) as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
         message = f'error: {e}'
         _write_to_run_log(message)
         _say(message)
-        # the ranks agreed on a non-finite loss: each says so before any exits (a launcher stops the rest
-        # as soon as one rank ends)
-        return 2, isinstance(e, NonFiniteLossError)
+        # the ranks agreed on a non-finite loss or a stop on a signal: each says so before any exits (a
+        # launcher stops the rest as soon as one rank ends)
+        return getattr(e, 'exit_code', 2), isinstance(e, (NonFiniteLossError, TrainingInterrupted))
     except Exception as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise

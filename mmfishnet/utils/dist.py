@@ -21,12 +21,46 @@ from .errors import UserError
 def slurm_master_port() -> str:
     """The rendezvous port of a Slurm job: ``MASTER_PORT`` (or ``PORT``) when set, else one derived from
     ``SLURM_JOB_ID`` (20000-29999, below Linux's ephemeral range), so that two jobs sharing a node do not
-    both take torch's default 29500; 29500 outside a Slurm job."""
+    both take torch's default 29500; 29500 outside a Slurm job. The one home of this rule: ``tools/dist_run.sh``
+    asks it for a multi-machine launch in a Slurm job."""
     port = os.environ.get('MASTER_PORT') or os.environ.get('PORT')
     if port:
         return port
     job = os.environ.get('SLURM_JOB_ID', '')
     return str(20000 + int(job) % 10000) if job.isdigit() else '29500'
+
+
+def launch_id():
+    """What identifies this launch across the restarts of its processes, or None for a process started by
+    hand: the Slurm job and step (a requeued job keeps both), else torchrun's run id
+    (``TORCHELASTIC_RUN_ID``: a new one for each one-machine ``torchrun --standalone``, the same across its
+    restarts; the rendezvous id, ``RUN_ID`` or the Slurm job in ``tools/dist_run.sh``, for several machines)."""
+    job = os.environ.get('SLURM_JOB_ID')
+    if job:
+        return f"slurm:{job}.{os.environ.get('SLURM_STEP_ID', '')}"
+    run = os.environ.get('TORCHELASTIC_RUN_ID')
+    return f'torchrun:{run}' if run and run != 'none' else None
+
+
+def checkpoint_of_this_launch(work_dir: str):
+    """The newest complete checkpoint in ``work_dir`` if this launch wrote it (its meta's ``launch_id``,
+    recorded by :class:`~mmfishnet.engine.LatestCheckpointHook`), else None: a restarted worker group or a
+    requeued Slurm job resumes from it by itself, while a new launch never does unless asked. Every rank
+    decides alike from the same files, whatever its own restart count (torchrun restarts the workers of a
+    healthy machine without counting a restart)."""
+    mine = launch_id()
+    if mine is None:
+        return None
+    from .checkpoint import allow_runner_checkpoint_types, find_resumable_checkpoint
+    found = find_resumable_checkpoint(work_dir)
+    if found is None:
+        return None
+    allow_runner_checkpoint_types()
+    try:  # mmap: the meta is read without reading the tensors
+        meta = torch.load(found, map_location='cpu', mmap=True, weights_only=True).get('meta', {})
+    except Exception:  # noqa: BLE001  a checkpoint not of this project's making: not this launch's
+        return None
+    return found if meta.get('launch_id') == mine else None
 
 
 def prepare_slurm_env() -> None:
@@ -53,6 +87,25 @@ def prepare_slurm_env() -> None:
                             f'MASTER_ADDR')
         os.environ['MASTER_ADDR'] = hosts[0]
     os.environ['MASTER_PORT'] = slurm_master_port()
+
+
+def _init_gloo() -> None:
+    """The gloo process group, from the ``env://`` variables. Under torchrun, whose workers share the agent's
+    store, its keys are put under this attempt's name (``TORCHELASTIC_RESTART_COUNT``): the store outlives
+    a restart of the worker group, and a restarted rank that reached the group before its peers read their
+    previous attempt's addresses from it and failed ('Gloo connectFullMesh failed ... Connection refused',
+    seen with torch 2.14.1 whenever the restarted ranks did not start at the same moment)."""
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT')
+    if attempt is None or os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
+        dist.init_process_group(backend='gloo', init_method='env://')
+        return
+    from datetime import timedelta
+    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    timeout = timedelta(minutes=30)  # torch's default for gloo
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size, is_master=False,
+                          timeout=timeout)
+    dist.init_process_group(backend='gloo', store=dist.PrefixStore(f'mmfishnet/attempt_{attempt}', store),
+                            rank=rank, world_size=world_size, timeout=timeout)
 
 
 def _syncbn_paths(node, where='model') -> list:
@@ -82,7 +135,7 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         raise UserError("SyncBN needs GPUs (torch's SyncBatchNorm has no CPU kernel); on CPU train with "
                         '--cfg-options ' + ' '.join(f'{path}.type=BN' for path in syncbn))
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo', init_method='env://')
+        _init_gloo()
     cfg.setdefault('env_cfg', {})
     cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(
@@ -111,3 +164,4 @@ def teardown_distributed(wait: bool = True) -> None:
 def closed_a_process_group() -> bool:
     """Whether :func:`teardown_distributed` closed a process group in this process."""
     return bool(_closed)
+

@@ -5,6 +5,9 @@ so every module can raise them without importing the modules that catch them.
 The command-line tools end with one line ``error: ...`` and exit code 2 on any of them
 (:func:`mmfishnet.utils.cli.run_cli`).
 """
+import signal
+
+REQUEUE_EXIT_CODE = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, the user is invited to retry"
 
 
 class UserError(ValueError):
@@ -25,4 +28,18 @@ class NonFiniteLossError(FloatingPointError):
     :class:`~mmfishnet.engine.NonFiniteLossHook`)."""
 
 
-__all__ = ['CheckpointError', 'ConversionError', 'NonFiniteLossError', 'UserError']
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint to resume from (raised on every rank by
+    :class:`~mmfishnet.engine.LatestCheckpointHook`). ``exit_code``: :data:`REQUEUE_EXIT_CODE` after SIGUSR1
+    (Slurm's warning before the time limit: ``tools/slurm_train.sh`` requeues), 128 + the signal's number after
+    any other (SIGTERM: 143, as a process killed by it; a preempting Slurm requeues the job itself where
+    configured, and a cancelled job stays cancelled)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = REQUEUE_EXIT_CODE if signum == signal.SIGUSR1 else 128 + signum
+
+
+__all__ = ['CheckpointError', 'ConversionError', 'NonFiniteLossError', 'REQUEUE_EXIT_CODE', 'TrainingInterrupted',
+           'UserError']
