@@ -18,7 +18,7 @@ from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfishnet.utils import ConfigType, OptConfigType
-from .fish_blocks import make_units
+from .fish_blocks import NearestUpsample, make_units
 
 
 class FishTail(nn.Module):
@@ -87,8 +87,7 @@ class FishRefine(nn.Module):
         self.trunk = make_units(
             in_channels, out_channels, num_units, dilation=dilation, reduction=reduction, **unit_kwargs)
         self.transfer = make_units(transfer_channels, transfer_channels, num_transfer_units, **unit_kwargs)
-        self.sample = (nn.Upsample(scale_factor=2, mode='nearest')
-                       if sampling == 'up' else nn.MaxPool2d(kernel_size=2, stride=2))
+        self.sample = NearestUpsample(2) if sampling == 'up' else nn.MaxPool2d(kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.sample(self.trunk(x)), self.transfer(branch)], dim=1)
