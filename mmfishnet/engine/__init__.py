@@ -1,8 +1,9 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
+from .fast_path import FastPathHook
 from .hooks import (AtomicLocalBackend, NonFiniteLossError, NonFiniteLossHook, NumClassesCheckHook,
                     RandomStateHook, SafeCheckpointHook)
 
 __all__ = [
-    'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook', 'RandomStateHook',
-    'SafeCheckpointHook'
+    'AtomicLocalBackend', 'FastPathHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook',
+    'RandomStateHook', 'SafeCheckpointHook'
 ]
