@@ -5,6 +5,9 @@ ResNet-50/101 under the same settings, in one process.
     python benchmarks/bench_train_speed.py --device cuda --markdown out.md --budget 300   # H200: ~5 min
     python benchmarks/bench_train_speed.py --smoke                    # CPU, tiny: every code path but CUDA's
 
+``--smoke`` (what tests/test_bench_train_speed.py runs): 64x64, batch 2, 4 settings, FishNet with one unit
+per stage (its rows say fishnet99), compile with dynamo's ``eager`` backend; its figures mean nothing.
+
 A row is one setting: model, precision (``tf32``; ``bf16`` and ``fp16`` autocast, fp16 with a GradScaler),
 batch, compile (``eager``; ``default``: ``torch.compile``; ``cudagraphs``: ``mode='reduce-overhead'``) and
 ``cudnn.benchmark``. Every model runs channels-last (weights and input), with SGD (momentum 0.9) and
@@ -380,7 +383,8 @@ def main(argv=None):
     columns = [c for c in COLUMNS if any(c in r for r in rows)]
     text = header + '\n' + common.markdown(rows, columns) + '\n'
     if skipped:
-        text += f'\nSkipped (budget {args.budget:.0f} s spent): ' + '; '.join(' '.join(map(str, s)) for s in skipped) + '\n'
+        text += (f'\nSkipped (budget {args.budget:.0f} s spent): '
+                 + '; '.join(' '.join(map(str, s)) for s in skipped) + '\n')
     breakdown = breakdown_table(rows)
     if breakdown:
         text += '\nGPU kernel time of one step, by kind:\n\n' + breakdown + '\n'

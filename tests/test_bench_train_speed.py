@@ -56,8 +56,8 @@ def test_cpu_kernel_count_is_the_top_level_ops():
 
 def test_plan_and_kernel_kinds():
     """Catches a plan that loses the targets' settings from the front (FishNet-150 and ResNet-50, bf16, batch
-    32 and 128, eager and CUDA graphs) or a compile mode, repeats a setting or drops a model x precision pair; and kernel names
-    sorted into the wrong kind in the breakdown."""
+    32 and 128, eager and CUDA graphs) or a compile mode, repeats a setting or drops a model x precision pair;
+    and kernel names sorted into the wrong kind in the breakdown."""
     rows = bench.plan(bench.MODELS, bench.PRECISIONS, [32, 128, 256], list(bench.COMPILE_MODES))
     assert rows[:4] == [('fishnet150', 'bf16', 32, 'eager', True), ('resnet50', 'bf16', 32, 'eager', True),
                         ('fishnet150', 'bf16', 32, 'cudagraphs', True), ('resnet50', 'bf16', 32, 'cudagraphs', True)]

@@ -133,9 +133,10 @@ def test_with_cp_does_not_compile_whole():
 
 
 def test_fast_path_hook(tmp_path):
-    """Catches FastPathHook not checking the Runner's ``compile`` before it compiles, not compiling
-    ``compile_modules`` (in place: the state dict keys unchanged), or accepting a module name the model
-    lacks, a malformed ``compile_modules`` or both keys at once."""
+    """Catches FastPathHook letting a detector train in bf16 (mmcv's RoIAlign has no bf16 kernel: seen on
+    CPU, "expected scalar type Float but found BFloat16"), not checking the Runner's ``compile`` before it
+    compiles, not compiling ``compile_modules`` (in place: the state dict keys unchanged), or accepting a
+    module name the model lacks, a malformed ``compile_modules`` or both keys at once."""
     from types import SimpleNamespace
 
     from mmengine.config import Config
@@ -154,6 +155,15 @@ def test_fast_path_hook(tmp_path):
         return model
 
     hook = FastPathHook()
+    from mmdet.models.detectors import BaseDetector
+
+    class Detector(BaseDetector):
+        loss = predict = _forward = extract_feat = None
+
+    with pytest.raises(UserError, match="dtype='bfloat16'"):
+        hook.before_run(runner(Detector(), optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16')))
+    hook.before_run(runner(Detector(), optim_wrapper=dict(type='AmpOptimWrapper', dtype='float16')))
+    hook.before_run(runner(FishNet(arch=ONE_UNIT), optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16')))
     with pytest.raises(UserError, match='with_cp'):
         hook.before_run(runner(FishNet(arch=ONE_UNIT, with_cp=True), compile=True))
     for bad in (dict(modules='backbone'), dict(mode='reduce-overhead'), ['backbone']):

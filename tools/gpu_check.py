@@ -15,8 +15,14 @@ backbone benchmarks (ResNets from torchvision: mmdet's package imports mmcv's op
 built with CUDA ops (``gpu_check.sh`` builds it in the background during stage A): RoIAlign/nms on CUDA
 against CPU, the toy Mask R-CNN trained with ``--amp`` and evaluated, and the Mask R-CNN benchmark.
 A step that would not finish within the budget is skipped and says what it would have needed.
+
+``--only perf`` is the training-speed run (docs/training_speed.md): the numerics, RoIAlign/nms CUDA against
+CPU, ``benchmarks/bench_train_speed.py`` and a Mask R-CNN iteration eager and with the compiled backbone and
+neck. No benchmark runs while mmcv builds: with ``--only perf`` it is never built (carry ``.whl/prebuilt/``
+for the mmcv rows), and in a full run the benchmarks wait for the background build to end.
 """
 import argparse
+import ast
 import json
 import os
 import os.path as osp
@@ -305,9 +311,19 @@ def numerics_job(device: str, small: bool) -> dict:
     return dict(ok=ok, summary=summary, table='\n'.join(lines))
 
 
+def run_benchmark(c: Check, script: str, extra: list, md_name: str, title: str):
+    """Run ``benchmarks/<script>`` with ``extra`` arguments and its table written to ``md_name`` in the output
+    folder, then add the table to the report. Returns (output, None), or (None, the error) on a failure."""
+    path = osp.join(c.args.out, md_name)
+    code, out = c.run([sys.executable, osp.join(ROOT, 'benchmarks', script), *extra, '--markdown', path],
+                      timeout=max(c.left() - 5, 1))
+    if code != 0 or not osp.isfile(path):
+        return None, last_error(out)
+    c.tables.append((title, open(path).read()))
+    return out, None
+
+
 def bench_backbone(c: Check, amp: bool):
-    name = 'bench_backbone_' + ('amp' if amp else 'fp32') + '.md'
-    path = osp.join(c.args.out, name)
     if c.small:
         extra = ['--models', 'resnet50', 'fishnet99', '--size', '64', '--batch', '2', '--iters', '1',
                  '--rounds', '1', '--modes', 'train', '--resnet-impl', 'torchvision']
@@ -315,18 +331,47 @@ def bench_backbone(c: Check, amp: bool):
         extra = ['--batch', '32', '--iters', '10', '--warmup', '3', '--rounds', '2', '--modes', 'train',
                  '--variants', 'layout', '--resnet-impl', 'torchvision', '--in-process', '--device', 'cuda']
         extra += ['--amp'] if amp else []
-    code, out = c.run([sys.executable, osp.join(ROOT, 'benchmarks', 'bench_backbone.py'), *extra,
-                       '--markdown', path], timeout=max(c.left() - 5, 1))
-    if code != 0 or not osp.isfile(path):
-        return False, last_error(out)
-    table = open(path).read()
-    c.tables.append((f'Backbone training step ({"AMP" if amp else "fp32/TF32"})', table))
+    out, error = run_benchmark(c, 'bench_backbone.py', extra, f"bench_backbone_{'amp' if amp else 'fp32'}.md",
+                               f'Backbone training step ({"AMP" if amp else "fp32/TF32"})')
+    if error:
+        return False, error
     rows = [json.loads(ln) for ln in out.splitlines() if ln.startswith('{"model"')]
     fish = {r['model']: r for r in rows}
     f150, r50 = fish.get('fishnet150') or fish.get('fishnet99'), fish.get('resnet50')
     return True, (f'{f150["model"]} {f150["train img/s"]:.0f} img/s vs ResNet-50 {r50["train img/s"]:.0f} img/s; '
                   f'ms/GFLOP ratio {f150["train ms/GFLOP"] / r50["train ms/GFLOP"]:.2f}, peak memory ratio '
                   f'{f150["train peak MiB"] / r50["train peak MiB"]:.2f}')
+
+
+def bench_train_speed(c: Check):
+    """benchmarks/bench_train_speed.py: the training-speed matrix, timed on the GPU (docs/training_speed.md)."""
+    extra = ['--smoke'] if c.small else ['--device', 'cuda', '--budget', str(max(min(c.left() - 170, 300), 60))]
+    out, error = run_benchmark(c, 'bench_train_speed.py', extra, 'bench_train_speed.md',
+                               'Training speed (bench_train_speed.py)')
+    if error:
+        return False, error
+    rows = [ast.literal_eval(ln) for ln in out.splitlines() if ln.startswith("{'model'")]
+    best = {}
+    for r in rows:
+        if isinstance(r.get('img/s'), float) and r['precision'] in ('bf16', 'tf32'):
+            key = r['model']
+            if key not in best or r['img/s'] > best[key]['img/s']:
+                best[key] = r
+    return True, '; '.join(f"{m} {r['img/s']:.0f} img/s ({r['precision']}, b{r['batch']}, {r['compile']})"
+                           for m, r in best.items()) or 'no row measured'
+
+
+def wait_for_build_to_end(c: Check) -> None:
+    """Benchmarks never run while mmcv builds: wait for a background build that is still going."""
+    status = c.args.build_status
+    if status and not osp.isfile(status) and osp.isfile(build_log(status)):
+        c.say('[gpu_check] waiting for the mmcv build to end before benchmarking')
+        while not osp.isfile(status) and c.left() > 60:
+            time.sleep(5)
+
+
+def build_log(status: str) -> str:
+    return status[:-len('.status')] + '.log' if status.endswith('.status') else status + '.log'
 
 
 # ------------------------------------------------------------------------------------------- stage B
@@ -406,21 +451,33 @@ default_hooks = dict(checkpoint=dict(interval={epochs}))
 
 
 def bench_detector(c: Check):
-    path = osp.join(c.args.out, 'bench_detector_amp.md')
     extra = (['--height', '128', '--width', '160', '--iters', '1', '--rounds', '1'] if c.small else
              ['--height', '800', '--width', '1216', '--iters', '5', '--rounds', '2', '--amp', '--device', 'cuda',
               '--in-process'])
-    code, out = c.run([sys.executable, osp.join(ROOT, 'benchmarks', 'bench_detector.py'), *extra,
-                       '--markdown', path], timeout=max(c.left() - 5, 1))
-    if code != 0 or not osp.isfile(path):
-        return False, last_error(out)
-    c.tables.append(('Mask R-CNN training iteration', open(path).read()))
+    out, error = run_benchmark(c, 'bench_detector.py', extra, 'bench_detector_amp.md', 'Mask R-CNN training iteration')
+    if error:
+        return False, error
     rows = [json.loads(ln) for ln in out.splitlines() if ln.startswith('{"backbone"')]
     fish, res = rows[0], rows[1]
     return True, (f'iteration {fish["iteration s"] * 1000:.0f} ms vs ResNet-50 {res["iteration s"] * 1000:.0f} ms '
                   f'({fish["iteration s"] / res["iteration s"]:.2f}x; backbone FLOPs '
                   f'{fish["backbone GFLOPs (2 imgs)"] / res["backbone GFLOPs (2 imgs)"]:.2f}x), peak memory '
                   f'{fish["peak MiB"] / res["peak MiB"]:.2f}x')
+
+
+def bench_detector_fast(c: Check):
+    """A Mask R-CNN iteration with AMP (fp16: mmcv 2.1.0's RoIAlign has no bf16 kernel), eager and with backbone
+    and neck compiled (the detection fast path)."""
+    extra = (['--height', '128', '--width', '160', '--iters', '1', '--rounds', '1'] if c.small else
+             ['--height', '800', '--width', '1216', '--iters', '5', '--rounds', '1', '--amp', '--compile-backbone',
+              '--device', 'cuda', '--in-process'])
+    out, error = run_benchmark(c, 'bench_detector.py', extra, 'bench_detector_fast.md',
+                               'Mask R-CNN training iteration, AMP, eager and compiled backbone + neck')
+    if error:
+        return False, error
+    rows = {r['backbone']: r for r in (json.loads(ln) for ln in out.splitlines() if ln.startswith('{"backbone"'))}
+    figure = ', '.join(f"{name} {r['iteration s'] * 1000:.0f} ms" for name, r in rows.items())
+    return True, figure
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -430,6 +487,10 @@ def wait_for_build(c: Check, reserve: float) -> bool:
     status = c.args.build_status
     if not status:
         return c.small
+    if not osp.isfile(status) and not osp.isfile(build_log(status)):
+        c.record('B', 'mmcv CUDA build', 'SKIP', 'no mmcv with CUDA ops: none carried in .whl/prebuilt/ and none '
+                 'built (a run with --only perf never builds mmcv, so that no build runs beside the benchmarks)')
+        return False
     while not osp.isfile(status) and c.left() > reserve:
         time.sleep(5)
     if not osp.isfile(status):
@@ -484,7 +545,12 @@ STEPS = [  # (key for --only, stage, name, seconds it needs at least, function),
     ('ops', 'B', 'mmcv RoIAlign/nms CUDA vs CPU', 20, mmcv_ops),
     ('det', 'B', 'toy Mask R-CNN --amp + COCO eval', 100, train_det_amp),
     ('bench-det', 'B', 'bench Mask R-CNN AMP', 50, bench_detector),
+    ('perf', 'A', 'bench training speed (CUDA events)', 120, bench_train_speed),
+    ('perf-det', 'B', 'bench Mask R-CNN AMP, compiled backbone + neck', 90, bench_detector_fast),
 ]
+# --only perf: the training-speed run (docs/training_speed.md) with the two rows the first acceptance run lacks
+ALIASES = {'perf': ['numerics', 'ops', 'perf', 'perf-det']}
+BENCHMARKS = ('bench-fp32', 'bench-amp', 'perf', 'bench-det', 'perf-det')
 
 
 def main():
@@ -495,7 +561,8 @@ def main():
     parser.add_argument('--out', default=os.environ.get('OUT') or osp.join(ROOT, 'work_dirs', 'gpu_check'))
     parser.add_argument('--work-dir', default=None, help='training work dirs and toy data (not sent back)')
     parser.add_argument('--only', help='comma-separated keys of the steps to run (a rerun), of: ' +
-                        ', '.join(step[0] for step in STEPS) + ' (the toy data is always made)')
+                        ', '.join(step[0] for step in STEPS) + ' (the toy data is made when a training step runs); '
+                        'perf = numerics,ops,perf,perf-det')
     parser.add_argument('--t0', type=float, help=argparse.SUPPRESS)
     parser.add_argument('--build-status', help='file the background mmcv build writes "EXITCODE SECONDS" to')
     parser.add_argument('--numerics', action='store_true', help=argparse.SUPPRESS)
@@ -516,10 +583,11 @@ def main():
         if not torch.cuda.is_available():
             raise SystemExit('gpu_check: torch sees no CUDA device here; use --small to test the flow on CPU')
     c.say(f'gpu_check: budget {args.budget:.0f} s, stages {args.stages}, {"small (CPU)" if args.small else "CUDA"}')
-    only = set(args.only.split(',')) if args.only else None
+    only = {k for key in args.only.split(',') for k in ALIASES.get(key, [key])} if args.only else None
     build_ok = None
     for key, stage, name, estimate, fn in STEPS:
-        if stage not in args.stages or (only and key not in only and key != 'data'):
+        needs_data = not only or only & {'cls', 'resume', 'syncbn', 'det'}  # the toy trainings' data
+        if stage not in args.stages or (only and key not in only and not (key == 'data' and needs_data)):
             continue
         if name == 'dist_train NCCL + SyncBN' and c.small:
             c.record(stage, name, 'SKIP', 'needs CUDA (small mode)')
@@ -528,6 +596,8 @@ def main():
             build_ok = wait_for_build(c, reserve=170)
         if stage == 'B' and not build_ok:
             continue
+        if key in BENCHMARKS:
+            wait_for_build_to_end(c)
         c.step(stage, name, estimate, lambda fn=fn: fn(c))
     text = report(c)
     with open(osp.join(args.out, 'gpu_check.md'), 'w') as f:

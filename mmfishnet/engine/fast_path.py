@@ -72,7 +72,8 @@ def check_fast_path(model: nn.Module,
         raise UserError(f'{key}: torch.compile graph-breaks at every SyncBatchNorm (pytorch/pytorch#161302), '
                         "which undoes the compilation; use norm_cfg=dict(type='BN') for the compiled fast path, "
                         f'or drop {key}')
-    checkpointed = [name or type(m).__name__ for name, m in model.named_modules() if getattr(m, 'with_cp', False) is True]
+    checkpointed = [name or type(m).__name__ for name, m in model.named_modules()
+                    if getattr(m, 'with_cp', False) is True]
     if checkpointed:
         raise UserError(f'{key}: {checkpointed[0]} has with_cp=True (gradient checkpointing trades speed for '
                         f'memory, and its recomputation cannot be compiled into one graph); set with_cp=False '
@@ -124,6 +125,12 @@ class FastPathHook(Hook):
     def before_run(self, runner) -> None:
         model = _unwrap(runner.model)
         world_size = get_world_size()
+        dtype = str((runner.cfg.get('optim_wrapper') or {}).get('dtype'))
+        if _is_detector(model) and dtype in ('bfloat16', 'torch.bfloat16'):
+            # mmcv 2.1.0's RoIAlign dispatches float, double and half only (AT_DISPATCH_FLOATING_TYPES_AND_HALF
+            # in mmcv/ops/csrc/pytorch/cuda/roi_align_cuda.cu; its CPU kernel refuses bf16 as well)
+            raise UserError("optim_wrapper.dtype='bfloat16': mmcv's RoIAlign in the detector's RoI heads has no "
+                            "bf16 kernel; train detectors with AmpOptimWrapper's float16 (tools/train.py --amp)")
         runner_compile = runner.cfg.get('compile')
         if runner_compile:
             options = {} if runner_compile is True else dict(runner_compile)
