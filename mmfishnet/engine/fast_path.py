@@ -17,7 +17,6 @@ anything is compiled, what does not work with it (:func:`check_fast_path`), and 
 """
 from typing import Optional, Sequence
 
-import torch
 import torch.nn as nn
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
