@@ -1,11 +1,12 @@
 # Copyright (c) mmfishnet contributors. All rights reserved.
+from .fast_path import FastPathHook
 from .fault_tolerance import REQUEUE_EXIT_CODE, LatestCheckpointHook, TrainingInterrupted
 from .hooks import (AtomicLocalBackend, NonFiniteLossError, NonFiniteLossHook, NumClassesCheckHook,
                     RandomStateHook, SafeCheckpointHook)
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
 __all__ = [
-    'AtomicLocalBackend', 'LatestCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NumClassesCheckHook',
-    'REQUEUE_EXIT_CODE', 'RandomStateHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
-    'SafeCheckpointHook', 'TrainingInterrupted'
+    'AtomicLocalBackend', 'FastPathHook', 'LatestCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'NumClassesCheckHook', 'REQUEUE_EXIT_CODE', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
+    'ResumableIterBasedTrainLoop', 'SafeCheckpointHook', 'TrainingInterrupted'
 ]

@@ -31,9 +31,21 @@ def frozen_running_stats(module: nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(tracked)
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is laid out channels-last (and not also contiguous, as tensors with one channel or
+    1x1 sides are in both formats)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 class ChannelReduction(nn.Module):
     """Channel-wise reduction r(x) of the paper (Eq. 5): output channel ``n`` is the sum of the ``k``
     adjacent input channels ``k*n .. k*n + k - 1``. It has no parameters.
+
+    The sum is asked for in the input's dtype (``dtype=x.dtype``): without it, CUDA autocast runs ``sum``
+    in float32 (it is on autocast's fp32 list, ``AT_FORALL_FP32_SET_OPT_DTYPE`` in ATen's
+    ``autocast_mode.h``; CPU autocast leaves it alone), so on a GPU the shortcut came out float32 and the
+    in-place residual add mixed dtypes. The values are the same: reductions accumulate in float32 for
+    half-precision inputs either way.
 
     Args:
         k (int): How many adjacent channels are summed into one. ``k=1`` is the identity.
@@ -51,13 +63,45 @@ class ChannelReduction(nn.Module):
         n, c, h, w = x.shape
         if c % self.k:
             raise ValueError(f'ChannelReduction(k={self.k}) got {c} channels, which {self.k} does not divide')
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        if is_channels_last(x):
             # channels-last: the k channels are adjacent in memory; the sum stays channels-last
-            return x.permute(0, 2, 3, 1).unflatten(3, (c // self.k, self.k)).sum(dim=4).permute(0, 3, 1, 2)
-        return x.unflatten(1, (c // self.k, self.k)).sum(dim=2)
+            nhwc = x.permute(0, 2, 3, 1).unflatten(3, (c // self.k, self.k))
+            return nhwc.sum(dim=4, dtype=x.dtype).permute(0, 3, 1, 2)
+        return x.unflatten(1, (c // self.k, self.k)).sum(dim=2, dtype=x.dtype)
 
     def extra_repr(self) -> str:
         return f'k={self.k}'
+
+
+class NearestUpsample(nn.Module):
+    """Nearest-neighbour up-sampling by an integer ``scale``: every pixel repeated ``scale x scale`` times,
+    the values of ``nn.Upsample(scale_factor=scale, mode='nearest')``. It has no parameters.
+
+    Written as an expanded view copied once (in the input's memory format) rather than
+    ``F.interpolate``: CUDA autocast runs ``upsample_nearest2d`` in float32 (``AT_FORALL_FP32`` in ATen's
+    ``autocast_mode.h``), so on a GPU the body's up-sampled trunk came out float32 and every concatenation,
+    normalization and residual add after it ran in float32 too. A copy keeps the input's dtype.
+
+    Args:
+        scale (int): The up-sampling factor of both sides. Default: 2.
+    """
+
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f'NearestUpsample needs a positive integer scale, got {scale!r}')
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = self.scale
+        if is_channels_last(x):  # repeat in NHWC order, so that the copy is channels-last too
+            nhwc = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, s, w, s, c)
+            return nhwc.reshape(n, h * s, w * s, c).permute(0, 3, 1, 2)
+        return x[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
+
+    def extra_repr(self) -> str:
+        return f'scale={self.scale}'
 
 
 class PreActBottleneck(BaseModule):

@@ -18,7 +18,7 @@ from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfishnet.utils import ConfigType, OptConfigType
-from .fish_blocks import make_units
+from .fish_blocks import NearestUpsample, make_units
 
 
 class FishTail(nn.Module):
@@ -87,8 +87,7 @@ class FishRefine(nn.Module):
         self.trunk = make_units(
             in_channels, out_channels, num_units, dilation=dilation, reduction=reduction, **unit_kwargs)
         self.transfer = make_units(transfer_channels, transfer_channels, num_transfer_units, **unit_kwargs)
-        self.sample = (nn.Upsample(scale_factor=2, mode='nearest')
-                       if sampling == 'up' else nn.MaxPool2d(kernel_size=2, stride=2))
+        self.sample = NearestUpsample(2) if sampling == 'up' else nn.MaxPool2d(kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.sample(self.trunk(x)), self.transfer(branch)], dim=1)
@@ -432,22 +431,29 @@ class FishNet(BaseModule):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f'FishNet expects a 4-D (N, C, H, W) tensor, got {shape}')
         channels, (h, w) = x.shape[1], x.shape[-2:]
-        channels_message = (f'FishNet was built with in_channels={self.in_channels} but got an input with '
-                            f'{channels} channels; set in_channels={channels} or fix the input')
-        sides_message = (f'FishNet needs input height and width divisible by {self.size_divisor} (its body '
-                         f'concatenates up-sampled and earlier features), got {h}x{w}; pad the input, e.g. '
-                         f'DetDataPreprocessor(pad_size_divisor={self.size_divisor}) in mmdet or a crop/resize '
-                         f'to a multiple of {self.size_divisor}; for torch.export declare dynamic sides as '
-                         f"{self.size_divisor} * Dim('h')")
+        # The messages are formatted only when raised: formatting a size under torch.compile fixes the graph to
+        # that size (a recompilation for every new image size, then eager once torch's recompile limit is hit).
+
+        def channels_message() -> str:
+            return (f'FishNet was built with in_channels={self.in_channels} but got an input with {channels} '
+                    f'channels; set in_channels={channels} or fix the input')
+
+        def sides_message() -> str:
+            return (f'FishNet needs input height and width divisible by {self.size_divisor} (its body '
+                    f'concatenates up-sampled and earlier features), got {h}x{w}; pad the input, e.g. '
+                    f'DetDataPreprocessor(pad_size_divisor={self.size_divisor}) in mmdet or a crop/resize '
+                    f'to a multiple of {self.size_divisor}; for torch.export declare dynamic sides as '
+                    f"{self.size_divisor} * Dim('h')")
+
         if torch.compiler.is_exporting() and any(isinstance(s, torch.SymInt) for s in (channels, h, w)):
-            torch._check(channels == self.in_channels, lambda: channels_message)
-            torch._check(h % self.size_divisor == 0, lambda: sides_message)
-            torch._check(w % self.size_divisor == 0, lambda: sides_message)
+            torch._check(channels == self.in_channels, channels_message)
+            torch._check(h % self.size_divisor == 0, sides_message)
+            torch._check(w % self.size_divisor == 0, sides_message)
             return
         if channels != self.in_channels:
-            raise ValueError(channels_message)
+            raise ValueError(channels_message())
         if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(sides_message)
+            raise ValueError(sides_message())
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
