@@ -18,7 +18,7 @@ The replay costs the data loading of the skipped batches (no forward or backward
 from mmengine.registry import LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
-from mmfishnet.utils.cli import UserError
+from mmfishnet.utils.errors import UserError
 
 
 @LOOPS.register_module()
