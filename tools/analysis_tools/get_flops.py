@@ -57,10 +57,14 @@ def build(name, detection):
 def measure(model, shape):
     import torch
     from mmengine.analysis import FlopAnalyzer
+    from mmengine.analysis.jit_handles import elementwise_flop_counter
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, torch.rand(1, 3, *shape))
+        # FishNet's NearestUpsample is an expanded view copied once (it keeps the autocast dtype), not
+        # aten::upsample_nearest2d: its expand counts one per output element, as mmengine counts that op
+        analyzer.set_op_handle('aten::expand', elementwise_flop_counter(0, 1))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         flops = analyzer.total()
     return params, flops
