@@ -15,12 +15,22 @@ autocast with a dynamic loss scale, as ``AmpOptimWrapper`` trains (``tools/train
 2.1.0's RoIAlign has no bf16 kernel); fp32 on CUDA means TF32 convolutions and matrix products.
 ``--compile-backbone`` adds both detectors with their backbone and neck compiled as the detection fast path
 does (``compile_modules=dict(modules=['backbone', 'neck'])``, docs/training_speed.md; no CUDA graphs): the
-first iteration, which compiles, is the job's warm-up, and its time is reported.
+first iteration, which compiles, is the job's warm-up, and its time is reported; the backbone's FLOPs are
+counted before it is compiled (mmengine's FlopAnalyzer traces with torch.jit, which dynamo refuses on a compiled
+module). ``--compile-backend eager`` (the CPU smoke run) captures the graphs without inductor's compile.
+
+The tables survive failures: a job that fails is its row's ``error`` (first line) and the others go on; the
+Markdown and a JSON of the rows (``--json``; with torch, CUDA, the driver, the GPU, the date and the load) are
+rewritten after every job, and SIGTERM or ``--deadline`` stops the run with its tables written. A compiled job
+starts only if its estimated compile and iterations fit in what is left of ``--budget`` (estimates from
+``--previous``, an earlier run's JSON, else :data:`DEFAULT_COMPILE_S`). With ``--in-process`` (CUDA) a job's
+memory is read in its time job, so nothing is compiled twice.
 """
 import argparse
 import json
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
@@ -30,6 +40,10 @@ CONFIGS = {
     'FishNet-150': osp.join(common.ROOT, 'configs', 'mask_rcnn_fishnet150_fpn_1x_coco.py'),
     'ResNet-50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
 }
+# Cold compile of backbone + neck at 2x800x1216 on the H200 machine, seconds: leads until a run measures them
+# (the issue that prepared the run estimated 100-200 s for FishNet-150 in the classifier)
+DEFAULT_COMPILE_S = {'FishNet-150': 200, 'ResNet-50': 90}
+SETUP_S = 20.0  # building the detector, its data and the first (not compiled) iteration
 
 
 def job(args: dict) -> dict:
@@ -61,9 +75,10 @@ def job(args: dict) -> dict:
     data = model.data_preprocessor(packed, True)
     amp = bool(args.get('amp'))
     scaler = torch.amp.GradScaler(args['device'], enabled=amp)
+    gflops = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2 if args['kind'] == 'time' else None
     if args.get('compile'):
         from mmfishnet.engine.fast_path import compile_modules
-        compile_modules(model, ['backbone', 'neck'])
+        compile_modules(model, ['backbone', 'neck'], **({'backend': args['backend']} if args.get('backend') else {}))
 
     def step():
         # The RPN and RoI heads sample anchors and proposals at random; the same draws in every step and
@@ -78,7 +93,6 @@ def job(args: dict) -> dict:
 
     compile_seconds = 0.0
     if args.get('compile'):  # the compiling iteration, timed apart
-        import time
         t0 = time.perf_counter()
         step()
         if args['device'] == 'cuda':
@@ -87,8 +101,49 @@ def job(args: dict) -> dict:
     result = common.measure_step(step, args['kind'], args['iters'], args['device'])
     result['compile_s'] = compile_seconds
     if args['kind'] == 'time':
-        result['backbone_gflops'] = common.forward_gflops(model.backbone, (1, 3, h, w)) * 2
+        result['backbone_gflops'] = gflops
+        if args['device'] == 'cuda' and args.get('memory_here'):  # in-process: no second job, no second compile
+            result['peak_mib'] = common.step_peak_mib(step, 'cuda')
+            result['reserved_mib'] = torch.cuda.max_memory_reserved() / 2**20
     return result
+
+
+def job_name(job_args: dict) -> str:
+    return job_args['model'] + (' nchw' if job_args.get('nchw') else '') + (' compiled' if job_args.get('compile') else '')
+
+
+def job_cost(job_args: dict, previous: dict) -> dict:
+    """Seconds a time job is expected to take (``compile``, ``total``), from the previous run's row of that name
+    (its ``job s``) or the defaults."""
+    name, compile_s = job_name(job_args), 0.0
+    if job_args.get('compile'):
+        compile_s = (previous.get(name, {}).get('compile s') or
+                     DEFAULT_COMPILE_S.get(job_args['model'], max(DEFAULT_COMPILE_S.values())))
+    total = previous.get(name, {}).get('job s') or SETUP_S + compile_s
+    return dict(compile=compile_s, total=max(total, compile_s))
+
+
+def result_rows(jobs, results) -> list:
+    """The table: one row per job (its error, if any), then the FishNet-150 / ResNet-50 ratios where both ran."""
+    rows = []
+    for job_args, result in zip(jobs, results):
+        if result is None:
+            continue
+        row = {'backbone': job_name(job_args)}
+        for key, col in (('seconds', 'iteration s'), ('peak_mib', 'peak MiB'), ('reserved_mib', 'reserved MiB'),
+                         ('backbone_gflops', 'backbone GFLOPs (2 imgs)'), ('compile_s', 'compile s'),
+                         ('job_s', 'job s'), ('error', 'error')):
+            if key in result and (key != 'compile_s' or job_args.get('compile')):
+                row[col] = result[key]
+        rows.append(row)
+    by_name = {r['backbone']: r for r in rows if 'iteration s' in r}
+    for suffix in ('', ' compiled'):
+        fish, res = by_name.get('FishNet-150' + suffix), by_name.get('ResNet-50' + suffix)
+        if fish and res:
+            rows.append({'backbone': 'FishNet-150 / ResNet-50' + (', compiled' if suffix else ''), **{
+                col: fish[col] / res[col] for col in ('iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)')
+                if fish.get(col) and res.get(col)}})
+    return rows
 
 
 def main(argv=None):
@@ -105,45 +160,96 @@ def main(argv=None):
                         help='also both detectors with backbone and neck compiled (the detection fast path)')
     parser.add_argument('--in-process', action='store_true',
                         help='CUDA only: run every job in this process (no fresh interpreter per job)')
+    parser.add_argument('--compile-backend', help='torch.compile backend of --compile-backbone (default inductor; '
+                        'eager: the CPU smoke run, graph capture only)')
+    parser.add_argument('--budget', type=float, default=float('inf'),
+                        help='seconds; a job starts only if its estimate (its compile included) fits')
+    parser.add_argument('--deadline', type=float, default=float('inf'),
+                        help='seconds after which the run stops wherever it is and writes its tables')
+    parser.add_argument('--previous', help="an earlier run's JSON: its measured times replace the estimates")
     parser.add_argument('--markdown')
+    parser.add_argument('--json', help='every row and the versions (default: next to --markdown, .json)')
     args = parser.parse_args(argv)
     if args.job:
         print(json.dumps(job(json.loads(args.job))))
         return
+    start = time.time()
+    common.stop_on_signals(args.deadline)
     if args.in_process:
         common.run_in_process(job, args.device)
+    if args.json is None and args.markdown:
+        args.json = osp.splitext(args.markdown)[0] + '.json'
     jobs = [dict(model=name, device=args.device, height=args.height, width=args.width, iters=args.iters,
                  amp=args.amp) for name in CONFIGS]
     if args.nchw:
         jobs.append(dict(jobs[0], nchw=True))
     if args.compile_backbone:
-        jobs += [dict(job, compile=True) for job in jobs[:2]]
-    times = common.run_rounds(__file__, [dict(job, kind='time') for job in jobs], args.rounds)
-    rows = []
-    for job_args, result in zip(jobs, times):
-        memory = common.run_isolated(__file__, dict(job_args, kind='memory'))
-        name = job_args['model'] + (' nchw' if job_args.get('nchw') else '') + (
-            ' compiled' if job_args.get('compile') else '')
-        rows.append({'backbone': name, 'iteration s': result['seconds'], 'peak MiB': memory['peak_mib'],
-                     'backbone GFLOPs (2 imgs)': result['backbone_gflops']})
-        if job_args.get('compile'):
-            rows[-1]['compile s'] = result['compile_s']
-        print(json.dumps(rows[-1]), flush=True)
-    fish, res = rows[:2]
-    summary = dict(backbone='FishNet-150 / ResNet-50', **{
-        'iteration s': fish['iteration s'] / res['iteration s'], 'peak MiB': fish['peak MiB'] / res['peak MiB'],
-        'backbone GFLOPs (2 imgs)': fish['backbone GFLOPs (2 imgs)'] / res['backbone GFLOPs (2 imgs)']})
-    rows.append(summary)
-    if args.compile_backbone:
-        fish_c, res_c = (r for r in rows if r['backbone'].endswith(' compiled'))
-        rows.append({'backbone': 'FishNet-150 / ResNet-50, compiled', 'iteration s':
-                     fish_c['iteration s'] / res_c['iteration s'], 'peak MiB': fish_c['peak MiB'] / res_c['peak MiB'],
-                     'backbone GFLOPs (2 imgs)': summary['backbone GFLOPs (2 imgs)']})
+        jobs += [dict(job, compile=True, backend=args.compile_backend) for job in jobs[:2]]
+    previous = {}
+    if args.previous and osp.isfile(args.previous):
+        previous = {r['backbone']: r for r in json.load(open(args.previous)).get('rows', []) if 'backbone' in r}
+    state = dict(environment=common.environment(args.device), load_before=common.machine_load(args.device),
+                 rows=[], skipped=[], stopped=None)
     precision = 'AMP (fp16 autocast, dynamic loss scale)' if args.amp else 'fp32'
-    header = (common.header(__file__, argv) + f'Mask R-CNN + FPN training iteration, 2 images of '
-              f'{args.height}x{args.width}, {precision}; last row: FishNet-150 / ResNet-50 as their configs build them.\n')
-    columns = ['backbone', 'iteration s', 'peak MiB', 'backbone GFLOPs (2 imgs)']
-    common.emit(header, rows, columns + (['compile s'] if args.compile_backbone else []), args.markdown)
+    header = (common.header(__file__, argv) + common.environment_line(state['environment']) + '\n' +
+              f"Load before: {common.load_line(state['load_before'])}.\n" +
+              f'Mask R-CNN + FPN training iteration, 2 images of {args.height}x{args.width}, {precision}; '
+              'ratio rows: FishNet-150 / ResNet-50 as their configs build them.\n')
+    results, memory_here = [None] * len(jobs), bool(args.in_process and args.device == 'cuda')
+
+    def write():
+        state['rows'] = result_rows(jobs, results)
+        text = header + (f"**Stopped early ({state['stopped']})**: the rows below are what was measured.\n"
+                         if state['stopped'] else '')
+        columns = ['backbone', 'iteration s', 'peak MiB', 'reserved MiB', 'backbone GFLOPs (2 imgs)', 'compile s',
+                   'job s', 'error']
+        text += '\n' + common.markdown(state['rows'], [c for c in columns if any(c in r for r in state['rows'])])
+        if state['skipped']:
+            text += '\n\nNot run (budget {:.0f} s): {}'.format(args.budget, '; '.join(state['skipped']))
+        common.write_results(text + '\n', state, args.markdown, args.json)
+        return text
+
+    def run_job(i, kind):
+        t0 = time.perf_counter()
+        try:
+            result = common.run_isolated(__file__, dict(jobs[i], kind=kind, memory_here=memory_here))
+        except common.Stopped as e:
+            results[i] = dict(results[i] or {}, error=f'stopped ({e})', job_s=time.perf_counter() - t0)
+            raise
+        except Exception as e:  # noqa: BLE001  (one failed job stays in its row)
+            result = dict(error=common.first_line(e))
+        result['job_s'] = time.perf_counter() - t0
+        return result
+
+    try:
+        for r in range(args.rounds):  # time jobs, interleaved; each keeps its fastest round
+            for i, job_args in enumerate(jobs):
+                if results[i] is not None and 'error' in results[i] or (r and job_args.get('compile')):
+                    continue  # a compiled job runs once (in a fresh process it would compile again)
+                need, left = job_cost(job_args, previous), args.budget - (time.time() - start)
+                if need['total'] > left:
+                    state['skipped'].append(f"{job_name(job_args)} round {r + 1} (needs ~{need['total']:.0f} s, "
+                                            f'{max(left, 0):.0f} s left)')
+                    continue
+                result = run_job(i, 'time')
+                if results[i] is None or 'error' not in result and result['seconds'] < results[i]['seconds']:
+                    results[i] = result
+                print(f'round {r + 1}/{args.rounds}: {job_name(job_args)} -> {result}', file=sys.stderr, flush=True)
+                write()
+        for i, job_args in enumerate(jobs):  # memory jobs (CPU: a fresh process each; CUDA in-process: done)
+            if results[i] is None or 'error' in results[i] or memory_here:
+                continue
+            memory = run_job(i, 'memory')
+            results[i].update({'error': 'memory job: ' + memory['error']} if 'error' in memory else
+                              {'peak_mib': memory['peak_mib']})
+            write()
+    except common.Stopped as e:
+        state['stopped'] = str(e)
+    finally:
+        text = write()
+    print(text)
+    for row in state['rows']:
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == '__main__':

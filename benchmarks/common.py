@@ -11,9 +11,12 @@ CUDA that is ``torch.cuda.max_memory_allocated()``. On CPU the memory job runs w
 free and the process's resident set follows the live tensors; the kernel's high-water mark (reset
 through ``/proc/self/clear_refs``) then gives the step's peak.
 """
+import contextlib
+import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -81,16 +84,39 @@ def measure_step(step, kind: str, iters: int, device: str = 'cpu', warmup: int =
     return dict(seconds=timed(step, iters, warmup=warmup, device=device))
 
 
+@contextlib.contextmanager
+def uncompiled(model):
+    """``model`` with the in-place compilation of its modules (``nn.Module.compile``, as ``compile_modules``
+    does) set aside, and ``torch.compile``'s wrapper unwrapped: mmengine's FlopAnalyzer traces with
+    ``torch.jit``, which dynamo refuses on a compiled module ("Detected that you are using FX to torch.jit.trace
+    a dynamo-optimized function")."""
+    model = getattr(model, '_orig_mod', model)
+    saved = [(m, m._compiled_call_impl) for m in model.modules() if getattr(m, '_compiled_call_impl', None)]
+    for m, _ in saved:
+        m._compiled_call_impl = None
+    try:
+        yield model
+    finally:
+        for m, impl in saved:
+            m._compiled_call_impl = impl
+
+
 def forward_gflops(model, shape) -> float:
-    """mmengine's count (one multiply-add = one FLOP) of one forward pass at ``shape`` (N, C, H, W)."""
+    """mmengine's count (one multiply-add = one FLOP) of one forward pass at ``shape`` (N, C, H, W); a
+    compiled model is counted uncompiled (:func:`uncompiled`). The model's training mode is restored after."""
     import torch
     from mmengine.analysis import FlopAnalyzer
-    model.eval()  # (mmdet's ResNet.train() returns None: do not chain)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, torch.rand(*shape, device=device))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return analyzer.total() / 1e9
+    with uncompiled(model) as plain:
+        training = plain.training
+        plain.eval()  # (mmdet's ResNet.train() returns None: do not chain)
+        device = next(plain.parameters()).device
+        try:
+            with torch.no_grad():
+                analyzer = FlopAnalyzer(plain, torch.rand(*shape, device=device))
+                analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+                return analyzer.total() / 1e9
+        finally:
+            plain.train(training)
 
 
 def conv_throughput(device: str = 'cpu', iters: int = 5) -> float:
@@ -154,13 +180,16 @@ def run_isolated(script: str, args: dict) -> dict:
 
         import torch
         gc.collect()
+        torch._dynamo.reset()  # a job's compiled modules share Module._call_impl's cache with the next job's
         torch.cuda.empty_cache()
         return _IN_PROCESS_JOB(dict(args))
     env = dict(os.environ, **(MEMORY_ENV if args.get('kind') == 'memory' else {}))
     proc = subprocess.run([sys.executable, script, '--job', json.dumps(args)], capture_output=True, text=True,
                           cwd=ROOT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{script} {args} failed:\n{proc.stderr[-3000:]}')
+    if proc.returncode != 0:  # the whole error on stderr (the log), its last line in the exception (the table)
+        print(f'{script} {args} failed:\n{proc.stderr[-3000:]}', file=sys.stderr, flush=True)
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RuntimeError(f'job failed (exit code {proc.returncode}): {lines[-1] if lines else "no output"}')
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -197,3 +226,112 @@ def emit(header: str, rows, columns, path=None) -> None:
     if path:
         with open(path, 'w') as f:
             f.write(text)
+
+
+# --- what a GPU run records with its figures, and how it survives a failure or a kill ----------------------
+def environment(device: str = 'cpu') -> dict:
+    """What produced the figures: torch, CUDA, cuDNN, the driver, the GPU, Python, the CPUs and the date (UTC).
+    The GPU machine's image runs its own torch (2.11 in the 2026-11 runs), not the pinned one."""
+    import torch
+    env = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+               torch=torch.__version__, cuda=torch.version.cuda, python=platform.python_version(),
+               cpus=os.cpu_count(), cpu=machine().split(';')[0])
+    if device == 'cuda':
+        env['cudnn'] = torch.backends.cudnn.version()
+        env['gpu'] = torch.cuda.get_device_name(0)
+        env['gpu_memory_gib'] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+        try:
+            out = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'],
+                                 capture_output=True, text=True, timeout=20).stdout.strip()
+            env['driver'] = out.splitlines()[0] if out else 'nvidia-smi printed nothing'
+        except (OSError, subprocess.TimeoutExpired):
+            env['driver'] = 'nvidia-smi not available'
+    return env
+
+
+def environment_line(env: dict) -> str:
+    parts = [env['date'], f"torch {env['torch']} (CUDA {env['cuda']}" + (f", cuDNN {env['cudnn']})" if 'cudnn' in env
+                                                                        else ')')]
+    if 'gpu' in env:
+        parts.append(f"{env['gpu']} ({env['gpu_memory_gib']} GiB), driver {env['driver']}")
+    parts.append(f"{env['cpu']}, Python {env['python']}")
+    return 'Run: ' + '; '.join(parts) + '.'
+
+
+def machine_load(device: str, seconds: float = 0.5) -> dict:
+    """The CPU's busy share over ``seconds`` (/proc/stat, all cores), the 1-minute load average, and the
+    other processes holding the GPU (nvidia-smi), as found before timing."""
+    def cpu_times():
+        with open('/proc/stat') as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    idle0, total0 = cpu_times()
+    time.sleep(seconds)
+    idle1, total1 = cpu_times()
+    busy = 1 - (idle1 - idle0) / max(total1 - total0, 1)
+    load = dict(cpu_busy=round(busy, 3), loadavg_1min=os.getloadavg()[0], cpus=os.cpu_count(), gpu_others=[])
+    if device == 'cuda':
+        try:
+            out = subprocess.run(['nvidia-smi', '--query-compute-apps=pid,process_name', '--format=csv,noheader'],
+                                 capture_output=True, text=True, timeout=20).stdout
+            load['gpu_others'] = [ln.strip() for ln in out.splitlines()
+                                  if ln.strip() and ln.split(',')[0].strip() != str(os.getpid())]
+        except (OSError, subprocess.TimeoutExpired):
+            load['gpu_others'] = ['nvidia-smi not available']
+    return load
+
+
+def load_line(load: dict) -> str:
+    return (f"CPU {100 * load['cpu_busy']:.0f} % busy, load average {load['loadavg_1min']:.1f} on {load['cpus']} "
+            f"CPUs, other GPU processes: {', '.join(load['gpu_others']) or 'none'}")
+
+
+def check_load(load: dict, max_cpu_busy: float, script: str) -> None:
+    """Refuse to time on a busy machine: what else runs takes CPU time from launching kernels."""
+    if load['cpu_busy'] > max_cpu_busy or [p for p in load['gpu_others'] if 'not available' not in p]:
+        raise SystemExit(f'{script}: refusing to time on a busy machine: {load_line(load)} (CPU limit '
+                         f'{100 * max_cpu_busy:.0f} %); stop them or pass --max-cpu-busy')
+
+
+class Stopped(BaseException):
+    """The run was told to stop (SIGTERM, SIGINT) or reached its hard deadline (SIGALRM). A BaseException, so
+    that a row's ``except Exception`` records its own failures but lets this one end the run."""
+
+
+def stop_on_signals(deadline_s: float = None) -> None:
+    """Turn SIGTERM and SIGINT, and a hard deadline ``deadline_s`` seconds from now (SIGALRM), into
+    :class:`Stopped` in the main thread: the row in progress is recorded as stopped and the tables are
+    written before the process ends (a SIGKILL still leaves the tables of the rows before)."""
+    def stop(signum, frame):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):  # one stop is enough: finish writing
+            signal.signal(sig, signal.SIG_IGN)
+        raise Stopped('deadline' if signum == signal.SIGALRM else signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, stop)
+    if deadline_s is not None and deadline_s != float('inf'):
+        signal.setitimer(signal.ITIMER_REAL, max(deadline_s, 0.01))
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: first line of the message``, for a table cell."""
+    text = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {text[0] if text else ""}'.strip().rstrip(':')[:200].replace('|', '/')
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a kill) never leaves half
+    a file."""
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(text: str, data: dict, markdown_path: str = None, json_path: str = None) -> None:
+    """The Markdown ``text`` and the JSON ``data`` of a run so far (called after every row)."""
+    if markdown_path:
+        write_atomic(markdown_path, text)
+    if json_path:
+        write_atomic(json_path, json.dumps(data, indent=1, default=str) + '\n')

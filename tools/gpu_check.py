@@ -17,15 +17,19 @@ built with CUDA ops (``gpu_check.sh`` builds it in the background during stage A
 against CPU, the toy Mask R-CNN trained with ``--amp`` and evaluated, and the Mask R-CNN benchmark.
 A step that would not finish within the budget is skipped and says what it would have needed.
 
-``--only perf`` is the training-speed run (docs/training_speed.md): the numerics, RoIAlign/nms CUDA against
-CPU, ``benchmarks/bench_train_speed.py`` and a Mask R-CNN iteration eager and with the compiled backbone and
-neck. No benchmark runs while mmcv builds: with ``--only perf`` it is never built (carry ``.whl/prebuilt/``
-for the mmcv rows), and in a full run the benchmarks wait for the background build to end.
+``--only perf`` is the training-speed run (docs/training_speed.md): ``benchmarks/bench_train_speed.py``
+alone, its rows planned to end before the budget. ``--only ops,perf-det`` (its own call) checks RoIAlign/nms
+CUDA against CPU and times a Mask R-CNN iteration eager and with the compiled backbone and neck. No benchmark
+runs while mmcv builds: with ``perf`` or ``perf-det`` in ``--only`` it is never built (carry
+``.whl/prebuilt/`` for the mmcv rows), and in a full run the benchmarks wait for the background build to end.
+The report is rewritten after every step, and on SIGTERM the step in progress is stopped (its benchmark
+writes its tables) and the report written.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import signal
 import sys
 import time
 
@@ -79,8 +83,6 @@ STEPS = [  # (key for --only, stage, name, seconds it needs at least, function),
     ('perf', 'A', 'bench training speed (CUDA events)', 120, bench_train_speed),
     ('perf-det', 'B', 'bench Mask R-CNN AMP, compiled backbone + neck', 90, bench_detector_fast),
 ]
-# --only perf: the training-speed run (docs/training_speed.md) with the two rows the first acceptance run lacks
-ALIASES = {'perf': ['numerics', 'ops', 'perf', 'perf-det']}
 BENCHMARKS = ('bench-fp32', 'bench-amp', 'perf', 'bench-det', 'perf-det')
 
 
@@ -93,7 +95,7 @@ def main():
     parser.add_argument('--work-dir', default=None, help='training work dirs and toy data (not sent back)')
     parser.add_argument('--only', help='comma-separated keys of the steps to run (a rerun), of: ' +
                         ', '.join(step[0] for step in STEPS) + ' (the toy data is made when a training step runs); '
-                        'perf = numerics,ops,perf,perf-det')
+                        'perf: the training-speed table; perf-det: the Mask R-CNN iteration (its own call)')
     parser.add_argument('--t0', type=float, help=argparse.SUPPRESS)
     parser.add_argument('--build-status', help='file the background mmcv build writes "EXITCODE SECONDS" to')
     parser.add_argument('--numerics', action='store_true', help=argparse.SUPPRESS)
@@ -114,7 +116,31 @@ def main():
         if not torch.cuda.is_available():
             raise SystemExit('gpu_check: torch sees no CUDA device here; use --small to test the flow on CPU')
     c.say(f'gpu_check: budget {args.budget:.0f} s, stages {args.stages}, {"small (CPU)" if args.small else "CUDA"}')
-    only = {k for key in args.only.split(',') for k in ALIASES.get(key, [key])} if args.only else None
+    only = set(args.only.split(',')) if args.only else None
+
+    def write_report():
+        text = report(c)
+        with open(osp.join(args.out, 'gpu_check.md'), 'w') as f:
+            f.write(text)
+        return text
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f'gpu_check stopped by {signal.Signals(signum).name}')
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        run_steps(c, args, only, write_report)
+    except KeyboardInterrupt as e:
+        c.record('-', 'run', 'FAIL', f'stopped: {e}')
+    text = write_report()
+    print('\n' + text)
+    failed = [r for r in c.results if r[2] == 'FAIL']
+    sys.exit(1 if failed else 0)
+
+
+def run_steps(c: Check, args, only, write_report) -> None:
+    """The steps in order (:data:`STEPS`), the report rewritten after each."""
     build_ok = None
     for key, stage, name, estimate, fn in STEPS:
         needs_data = not only or only & {'cls', 'resume', 'syncbn', 'det'}  # the toy trainings' data
@@ -123,19 +149,16 @@ def main():
         if name == 'dist_train NCCL + SyncBN' and c.small:
             c.record(stage, name, 'SKIP', 'needs CUDA (small mode)')
             continue
-        if stage == 'B' and build_ok is None:  # stage B needs the mmcv built in the background meanwhile
-            build_ok = wait_for_build(c, reserve=170)
+        if stage == 'B' and build_ok is None:  # stage B needs the mmcv built in the background meanwhile:
+            # wait while the time left covers the stage B steps still to run
+            reserve = sum(e for k, st, _, e, _ in STEPS if st == 'B' and (not only or k in only))
+            build_ok = wait_for_build(c, reserve=reserve)
         if stage == 'B' and not build_ok:
             continue
         if key in BENCHMARKS:
             wait_for_build_to_end(c)
         c.step(stage, name, estimate, lambda fn=fn: fn(c))
-    text = report(c)
-    with open(osp.join(args.out, 'gpu_check.md'), 'w') as f:
-        f.write(text)
-    print('\n' + text)
-    failed = [r for r in c.results if r[2] == 'FAIL']
-    sys.exit(1 if failed else 0)
+        write_report()
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@
 #
 #   bash tools/gpu_check.sh --fetch-wheels     # once, on a machine with PyPI: the stack into .whl/ (~9 MB)
 #   bash tools/gpu_check.sh [--budget 540]     # on the GPU machine, which has torch but no OpenMMLab package
-#   bash tools/gpu_check.sh --only perf        # the training-speed run (docs/training_speed.md), ~8 min with
-#                                              # .whl/ and .whl/prebuilt/ carried; never builds mmcv
+#   bash tools/gpu_check.sh --only perf --budget 270       # the training-speed table (docs/training_speed.md)
+#   bash tools/gpu_check.sh --only ops,perf-det --budget 270   # Mask R-CNN, eager and compiled: its own call,
+#                                              # with .whl/prebuilt/ carried; perf/perf-det never build mmcv
+#   bash tools/gpu_check.sh --small --only perf,perf-det   # their CPU smoke run: before every GPU call
 #   bash tools/gpu_check.sh --small            # the flow on CPU at tiny sizes, in the project's venv
 #   GPU_CHECK_SAVE_BUILD=1 bash tools/gpu_check.sh   # also leaves the mmcv CUDA build in $OUT, in parts:
 #       cat them into .whl/prebuilt/mmcv-full.tar.xz and the next run on that GPU kind skips the build
@@ -88,14 +90,14 @@ if [ ! -f "$STATUS" ] && ls "$PREBUILT"* >/dev/null 2>&1; then
     cat "$PREBUILT"* | xz -d | tar -xf - -C "$(dirname "$FULL")" && echo "0 0" > "$STATUS" \
         && echo "[gpu_check] mmcv with CUDA ops taken from $PREBUILT (built by an earlier run on this GPU kind)"
 fi
-NO_BUILD=0  # --only perf: benchmarks must not share the machine with a compiler; stage B needs the prebuilt mmcv
+NO_BUILD=0  # --only perf/perf-det: benchmarks must not share the machine with a compiler; stage B needs the prebuilt mmcv
 for ((i = 1; i <= $#; i++)); do
-    if [ "${!i}" = "--only" ]; then j=$((i + 1)); case ",${!j}," in *,perf,*) NO_BUILD=1 ;; esac; fi
+    if [ "${!i}" = "--only" ]; then j=$((i + 1)); case ",${!j}," in *,perf,*|*,perf-det,*) NO_BUILD=1 ;; esac; fi
 done
 if [ -f "$STATUS" ] && [ "$(cut -d' ' -f1 "$STATUS")" = 0 ]; then
     echo "[gpu_check] reusing mmcv with CUDA ops built earlier ($FULL)"
 elif [ "$NO_BUILD" = 1 ]; then
-    echo "[gpu_check] --only perf: mmcv is not built (carry .whl/prebuilt/ for the stage B rows)"
+    echo "[gpu_check] --only perf/perf-det: mmcv is not built (carry .whl/prebuilt/ for the stage B rows)"
 elif [ -f "$BUILD_LOG" ] && [ ! -f "$STATUS" ]; then
     echo "[gpu_check] the mmcv CUDA build started by an earlier run is still going"
 else
@@ -113,6 +115,9 @@ else
     echo "[gpu_check] mmcv CUDA build started (TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST, MAX_JOBS=${MAX_JOBS:-$(nproc)} at nice 19)"
 fi
 
+# a SIGTERM (the device call's `timeout`) reaches gpu_check.py too, which stops its step and writes the report;
+# with a trap, bash waits for it to finish instead of dying first
+trap 'echo "[gpu_check] SIGTERM: gpu_check.py writes its report"' TERM
 # stage A sees the lite mmcv; stage B's steps put the full one first (gpu_check.py switches PYTHONPATH);
 # the budget (--budget, default 540 s) counts from this script's start
 PYTHONPATH="$LITE:$PYTHONPATH" GPU_CHECK_FULL_MMCV="$FULL" "$PY" tools/gpu_check.py --t0 "$T0" \

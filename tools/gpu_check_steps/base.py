@@ -12,6 +12,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GPU_CHECK = osp.join(ROOT, 'tools', 'gpu_check.py')  # also runs the jobs that need a fresh process
 CLS_CONFIG = 'configs/toy/fishnet99_1xb16_toy-cls.py'
 DET_CONFIG = 'configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py'
+TERM_GRACE_S = 15  # a command past its time gets SIGTERM, then SIGKILL this much later (benchmarks write their tables)
 
 
 class Check:
@@ -45,14 +46,21 @@ class Check:
         full_env = dict(os.environ, PYTHONHASHSEED='0', **(env or {}))
         self.log.write(f'\n$ {" ".join(cmd)}\n')
         self.log.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
-                                  timeout=max(timeout, 1))
-            out = proc.stdout + proc.stderr
+            out, _ = proc.communicate(timeout=max(timeout, 1))
             code = proc.returncode
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
-            out += f'\n[timed out after {timeout:.0f} s]'
+        except BaseException as e:  # the timeout, or this run stopped: SIGTERM first, so the child writes its tables
+            proc.terminate()
+            try:
+                out, _ = proc.communicate(timeout=TERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            if not isinstance(e, subprocess.TimeoutExpired):
+                raise
+            out = (out or '') + f'\n[timed out after {timeout:.0f} s: SIGTERM, then SIGKILL after {TERM_GRACE_S} s]'
             code = 124
         self.log.write(out[-20000:] + f'\n[exit code {code}]\n')
         self.log.flush()
