@@ -15,8 +15,9 @@ batch, compile (``eager``; ``default``: ``torch.compile``; ``cudagraphs``: ``mod
 docs/training_speed.md first; a row starts only if its estimated time (its compile included) fits in what is
 left of ``--budget``; the rest are listed as skipped.
 
-Two phases, so that no timing runs after a profiler session (CUPTI is not always torn down after one, and
-never once inductor has recorded CUDA graphs: torch sets ``TEARDOWN_CUPTI=0``; pytorch/pytorch#144455):
+Two phases, so that no timing runs after a profiler session (CUPTI is not always torn down after one: torch
+sets ``TEARDOWN_CUPTI=0`` when it compiles with CUDA graphs unless its CUDA allows CUPTI's lazy re-init,
+``torch/__init__.py`` and ``torch/profiler/profiler.py``; pytorch/pytorch#144455):
 
 1. Timing, row by row. After the warm-up steps (the first compiles: its time is ``compile s``), ``--windows``
    windows of ``--steps`` back-to-back steps, each timed with CUDA events around the window; ``ms/step`` is the
@@ -364,7 +365,7 @@ def profile_row(row: dict, args) -> None:
 
 COLUMNS = ['model', 'precision', 'batch', 'compile', 'cudnn.benchmark', 'img/s', 'ms/step', 'spread %',
            'compile s', 'peak alloc GiB', 'peak reserved GiB', 'device GiB', 'kernels', 'launches', 'copies',
-           'TFLOP/s', '% stated peak', '% GEMM peak', 'ms/GFLOP vs R50', 'row s', 'error', 'profile']
+           'TFLOP/s', '% stated peak', '% GEMM peak', 'ms/GFLOP vs R50', 'row s', 'profile s', 'error', 'profile']
 
 
 def add_ratios(rows):

@@ -12,7 +12,7 @@ the previous run's JSON (``--previous``) and the defaults below.
 MAIN, REF = 'fishnet150', 'resnet50'
 # Cold compile seconds on the H200 machine (16 cores, empty inductor cache): leads until a run measures them
 # (the issue that prepared the run estimated 100-200 s for FishNet-150; the others scaled by their layer count).
-DEFAULT_COMPILE_S = {'fishnet99': 110, 'fishnet150': 170, 'fishnet201': 230, 'resnet50': 60, 'resnet101': 100}
+DEFAULT_COMPILE_S = {'fishnet99': 100, 'fishnet150': 150, 'fishnet201': 200, 'resnet50': 60, 'resnet101': 90}
 CUDAGRAPHS_EXTRA = 1.15  # reduce-overhead: inductor's compile, then the warm-up and the graph's recording
 # Eager img/s (batch 32, 224x224) on the H200: bench_backbone.py's TF32 table of 2026-11-26 (docs/benchmarks.md),
 # for the time of a row's steps only

@@ -18,8 +18,8 @@ against CPU, the toy Mask R-CNN trained with ``--amp`` and evaluated, and the Ma
 A step that would not finish within the budget is skipped and says what it would have needed.
 
 ``--only perf`` is the training-speed run (docs/training_speed.md): ``benchmarks/bench_train_speed.py``
-alone, its rows planned to end before the budget. ``--only ops,perf-det`` (its own call) checks RoIAlign/nms
-CUDA against CPU and times a Mask R-CNN iteration eager and with the compiled backbone and neck. No benchmark
+alone, its rows planned to end before the budget. ``--only perf-det`` (its own call) times a Mask R-CNN
+iteration eager and with the compiled backbone and neck (mmcv's CUDA ops: ``.whl/prebuilt/``). No benchmark
 runs while mmcv builds: with ``perf`` or ``perf-det`` in ``--only`` it is never built (carry
 ``.whl/prebuilt/`` for the mmcv rows), and in a full run the benchmarks wait for the background build to end.
 The report is rewritten after every step, and on SIGTERM the step in progress is stopped (its benchmark

@@ -3,8 +3,8 @@
 #
 #   bash tools/gpu_check.sh --fetch-wheels     # once, on a machine with PyPI: the stack into .whl/ (~9 MB)
 #   bash tools/gpu_check.sh [--budget 540]     # on the GPU machine, which has torch but no OpenMMLab package
-#   bash tools/gpu_check.sh --only perf --budget 270       # the training-speed table (docs/training_speed.md)
-#   bash tools/gpu_check.sh --only ops,perf-det --budget 270   # Mask R-CNN, eager and compiled: its own call,
+#   bash tools/gpu_check.sh --only perf --budget 360       # the training-speed table (docs/training_speed.md)
+#   bash tools/gpu_check.sh --only perf-det --budget 370   # Mask R-CNN, eager and compiled: its own call,
 #                                              # with .whl/prebuilt/ carried; perf/perf-det never build mmcv
 #   bash tools/gpu_check.sh --small --only perf,perf-det   # their CPU smoke run: before every GPU call
 #   bash tools/gpu_check.sh --small            # the flow on CPU at tiny sizes, in the project's venv
