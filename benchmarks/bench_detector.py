@@ -169,6 +169,8 @@ def main(argv=None):
     parser.add_argument('--deadline', type=float, default=float('inf'),
                         help='seconds after which the run stops wherever it is and writes its tables')
     parser.add_argument('--previous', help="an earlier run's JSON: its measured times replace the estimates")
+    parser.add_argument('--no-memory', action='store_true',
+                        help='time jobs only (the CPU smoke run: a memory job per model would double its time)')
     parser.add_argument('--markdown')
     parser.add_argument('--json', help='every row and the versions (default: next to --markdown, .json)')
     args = parser.parse_args(argv)
@@ -216,7 +218,7 @@ def main(argv=None):
         try:
             result = common.run_isolated(__file__, dict(jobs[i], kind=kind, memory_here=memory_here))
         except common.Stopped as e:
-            results[i] = dict(results[i] or {}, error=f'stopped ({e})', job_s=time.perf_counter() - t0)
+            results[i] = dict({'job_s': time.perf_counter() - t0}, **(results[i] or {}), error=f'stopped ({e})')
             raise
         except Exception as e:  # noqa: BLE001  (one failed job stays in its row)
             result = dict(error=common.first_line(e))
@@ -239,7 +241,7 @@ def main(argv=None):
                 print(f'round {r + 1}/{args.rounds}: {job_name(job_args)} -> {result}', file=sys.stderr, flush=True)
                 write()
         for i, job_args in enumerate(jobs):  # memory jobs (CPU: a fresh process each; CUDA in-process: done)
-            if results[i] is None or 'error' in results[i] or memory_here:
+            if results[i] is None or 'error' in results[i] or memory_here or args.no_memory:
                 continue
             memory = run_job(i, 'memory')
             results[i].update({'error': 'memory job: ' + memory['error']} if 'error' in memory else

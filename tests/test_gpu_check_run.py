@@ -35,7 +35,7 @@ def test_a_command_past_its_time_gets_sigterm_and_its_table_is_kept(tmp_path, mo
     report carries it with the failure."""
     c = check(tmp_path)
     monkeypatch.setattr(base, 'TERM_GRACE_S', 10)
-    monkeypatch.setattr(c, 'left', lambda: 9.0)  # the step's timeout: left - 5 = 4 s
+    monkeypatch.setattr(c, 'left', lambda: 24.0)  # the step's timeout: left - 5 - 15 s of grace = 4 s
     monkeypatch.setattr('gpu_check_steps.perf.ROOT', str(tmp_path))
     (tmp_path / 'benchmarks').mkdir()
     (tmp_path / 'benchmarks' / 'bench.py').write_text(WRITES_ON_SIGTERM)

@@ -6,7 +6,7 @@
 #   bash tools/gpu_check.sh --only perf --budget 360       # the training-speed table (docs/training_speed.md)
 #   bash tools/gpu_check.sh --only perf-det --budget 370   # Mask R-CNN, eager and compiled: its own call,
 #                                              # with .whl/prebuilt/ carried; perf/perf-det never build mmcv
-#   bash tools/gpu_check.sh --small --only perf,perf-det   # their CPU smoke run: before every GPU call
+#   bash tools/gpu_check.sh --small --only perf,perf-det --budget 1800   # their CPU smoke run: before every GPU call
 #   bash tools/gpu_check.sh --small            # the flow on CPU at tiny sizes, in the project's venv
 #   GPU_CHECK_SAVE_BUILD=1 bash tools/gpu_check.sh   # also leaves the mmcv CUDA build in $OUT, in parts:
 #       cat them into .whl/prebuilt/mmcv-full.tar.xz and the next run on that GPU kind skips the build
