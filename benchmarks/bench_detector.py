@@ -177,8 +177,13 @@ def main(argv=None):
     if args.job:
         print(json.dumps(job(json.loads(args.job))))
         return
+    with common.stop_on_signals(args.deadline):
+        run_jobs(args, argv)
+
+
+def run_jobs(args, argv) -> None:
+    """The time jobs in rounds, then the memory jobs; the tables written after each (see the docstring)."""
     start = time.time()
-    common.stop_on_signals(args.deadline)
     if args.in_process:
         common.run_in_process(job, args.device)
     if args.json is None and args.markdown:

@@ -469,9 +469,14 @@ def main(argv=None):
         args.compile = [c for c in args.compile if c != 'cudagraphs'] or ['eager']
     if args.json is None and args.markdown:
         args.json = os.path.splitext(args.markdown)[0] + '.json'
+    with common.stop_on_signals(args.deadline):
+        return run_phases(args, argv)
+
+
+def run_phases(args, argv) -> list:
+    """Both phases (see the module docstring); returns the rows."""
     reserve = args.profile_reserve if args.profile_reserve is not None else (25.0 if args.device == 'cuda' else 0.0)
     start = time.time()
-    common.stop_on_signals(args.deadline)
     load = common.machine_load(args.device)
     common.check_load(load, args.max_cpu_busy, 'bench_train_speed')
     import torch
@@ -481,7 +486,7 @@ def main(argv=None):
                  load_before=load, gemm={}, gflops={}, rows=[], skipped=[], stopped=None)
 
     def write():
-        data = dict(state, skipped=[(planner._key(s), why) for s, why in state['skipped']])
+        data = dict(state, skipped=[(planner.setting_key(s), why) for s, why in state['skipped']])
         common.write_results(render(state, argv), data, args.markdown, args.json)
 
     previous = load_previous(args.previous)

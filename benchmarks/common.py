@@ -299,19 +299,26 @@ class Stopped(BaseException):
     that a row's ``except Exception`` records its own failures but lets this one end the run."""
 
 
-def stop_on_signals(deadline_s: float = None) -> None:
-    """Turn SIGTERM and SIGINT, and a hard deadline ``deadline_s`` seconds from now (SIGALRM), into
-    :class:`Stopped` in the main thread: the row in progress is recorded as stopped and the tables are
-    written before the process ends (a SIGKILL still leaves the tables of the rows before)."""
+@contextlib.contextmanager
+def stop_on_signals(deadline_s: float = None):
+    """Within this context, turn SIGTERM and SIGINT, and a hard deadline ``deadline_s`` seconds from now
+    (SIGALRM), into :class:`Stopped` in the main thread: the row in progress is recorded as stopped and the
+    tables are written before the process ends (a SIGKILL still leaves the tables of the rows before). The
+    handlers and the timer are restored after (a benchmark's ``main`` also runs inside tests)."""
     def stop(signum, frame):
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):  # one stop is enough: finish writing
             signal.signal(sig, signal.SIG_IGN)
         raise Stopped('deadline' if signum == signal.SIGALRM else signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
-        signal.signal(sig, stop)
+    saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     if deadline_s is not None and deadline_s != float('inf'):
         signal.setitimer(signal.ITIMER_REAL, max(deadline_s, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def first_line(error: BaseException) -> str:

@@ -66,13 +66,14 @@ def steps_per_row(warmup: int, windows: int, steps: int) -> int:
     return warmup + windows * steps
 
 
-def _key(setting) -> str:
+def setting_key(setting) -> str:
     model, precision, batch, compile_mode, benchmark = setting
     return f'{model} {precision} b{batch} {compile_mode} cudnn.benchmark={"on" if benchmark else "off"}'
 
 
 def row_key(row: dict) -> str:
-    return _key((row['model'], row['precision'], row['batch'], row['compile'], row['cudnn.benchmark'] == 'on'))
+    return setting_key((row['model'], row['precision'], row['batch'], row['compile'],
+                        row['cudnn.benchmark'] == 'on'))
 
 
 def estimate(setting, n_steps: int, measured: list, previous: list) -> dict:
@@ -81,7 +82,7 @@ def estimate(setting, n_steps: int, measured: list, previous: list) -> dict:
     previous run's JSON. A row's ``row s`` is its whole time, ``compile s`` the first step's."""
     model, precision, batch, compile_mode, _ = setting
     ok = [r for r in measured if 'error' not in r] + [r for r in previous if 'error' not in r]
-    same = [r for r in ok if row_key(r) == _key(setting)]
+    same = [r for r in ok if row_key(r) == setting_key(setting)]
     compile_s = 0.0
     if compile_mode != 'eager':
         found = [r['compile s'] for r in same + [r for r in ok if r['model'] == model and r['compile'] == compile_mode]
@@ -131,4 +132,4 @@ def schedule(pending: list, budget: float, cost) -> tuple:
 
 
 def settings_text(items) -> str:
-    return '; '.join(_key(s) + (f' ({why})' if why else '') for s, why in items)
+    return '; '.join(setting_key(s) + (f' ({why})' if why else '') for s, why in items)
