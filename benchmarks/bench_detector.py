@@ -109,7 +109,8 @@ def job(args: dict) -> dict:
 
 
 def job_name(job_args: dict) -> str:
-    return job_args['model'] + (' nchw' if job_args.get('nchw') else '') + (' compiled' if job_args.get('compile') else '')
+    return (job_args['model'] + (' nchw' if job_args.get('nchw') else '') +
+            (' compiled' if job_args.get('compile') else ''))
 
 
 def job_cost(job_args: dict, previous: dict) -> dict:
@@ -137,9 +138,10 @@ def result_rows(jobs, results) -> list:
                 row[col] = result[key]
         rows.append(row)
     by_name = {r['backbone']: r for r in rows if 'iteration s' in r}
-    for fish_name, res_name, name in (('FishNet-150', 'ResNet-50', 'FishNet-150 / ResNet-50'),
-                                      ('FishNet-150 compiled', 'ResNet-50 compiled', 'FishNet-150 / ResNet-50, compiled'),
-                                      ('FishNet-150 compiled', 'ResNet-50', 'FishNet-150 compiled / ResNet-50 eager')):
+    ratios = (('FishNet-150', 'ResNet-50', 'FishNet-150 / ResNet-50'),
+              ('FishNet-150 compiled', 'ResNet-50 compiled', 'FishNet-150 / ResNet-50, compiled'),
+              ('FishNet-150 compiled', 'ResNet-50', 'FishNet-150 compiled / ResNet-50 eager'))
+    for fish_name, res_name, name in ratios:
         fish, res = by_name.get(fish_name), by_name.get(res_name)
         if fish and res:
             rows.append({'backbone': name, **{
