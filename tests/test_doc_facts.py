@@ -16,10 +16,7 @@ import torch
 import yaml
 
 from helpers import ROOT
-from test_docs import SHELL_SCRIPTS, doc_commands
-
-README = os.path.join(ROOT, 'README.md')
-
+from test_docs import DOCS, SHELL_SCRIPTS, doc_commands
 
 def read(path):
     return open(os.path.join(ROOT, path)).read()
@@ -109,9 +106,6 @@ def checkpoint_path_problems(text):
     return problems
 
 
-DOCS = ['README.md'] + sorted(os.path.relpath(p, ROOT) for p in __import__('glob').glob(os.path.join(ROOT, 'docs', '*.md')))
-
-
 # docs/distributed_training.md belongs to another issue's owner; its stale test line (work_dirs/m/epoch_12.pth
 # after a training without --work-dir) is fixed there. strict: once fixed, this mark must go.
 STALE_ELSEWHERE = {'docs/distributed_training.md'}
@@ -130,7 +124,8 @@ def test_test_commands_evaluate_what_the_train_commands_before_them_write(doc):
 def test_the_checkpoint_path_checker_fails_on_the_stale_commands():
     """Catches: a checker that lets the issue's stale commands through (it would pass every page)."""
     det = 'configs/mask_rcnn_fishnet150_fpn_1x_coco.py'
-    good = f'```bash\npython tools/train.py {det}\npython tools/test.py {det} work_dirs/mask_rcnn_fishnet150_fpn_1x_coco/epoch_12.pth\n```\n'
+    good = (f'```bash\npython tools/train.py {det}\n'
+            f'python tools/test.py {det} work_dirs/mask_rcnn_fishnet150_fpn_1x_coco/epoch_12.pth\n```\n')
     assert checkpoint_path_problems(good) == []
     for stale in ('work_dirs/m/epoch_12.pth', 'work_dirs/mask_rcnn_fishnet150_fpn_1x_coco/epoch_24.pth'):
         assert 'no train command before it writes' in ' '.join(
@@ -355,7 +350,8 @@ def test_every_backbone_error_of_the_errors_page_is_raised_as_documented():
     rows = table_after(read('docs/errors.md'), '<!-- backbone errors')
     assert len(rows) >= 15
     assert error_problems(rows) == []
-    stale = [['', '`FishNet(arch=3.5)`', 'ValueError', "`unknown FishNet arch 3.5: use one of ['99', '150', '201'] ...`"]]
+    stale = [['', '`FishNet(arch=3.5)`', 'ValueError',
+              "`unknown FishNet arch 3.5: use one of ['99', '150', '201'] ...`"]]
     assert error_problems(stale)
 
 
@@ -397,9 +393,10 @@ def choice_problems(text):
     problems = []
     for row in table_after(text, '<!-- model-index figures'):
         arch = re.search(r'FishNet-(\d+)', row[0]).group(1)
-        cls, det = models[f'fishnet{arch}_8xb32_in1k']['Metadata'], models[f'mask_rcnn_fishnet{arch}_fpn_1x_coco']['Metadata']
-        want = [f'{cls["Parameters"] / 1e6:.2f}', f'{cls["FLOPs"] / 1e9:.2f}', f'{det["Backbone Parameters"] / 1e6:.2f}',
-                f'{det["Backbone FLOPs"] / 1e9:.2f}']
+        cls = models[f'fishnet{arch}_8xb32_in1k']['Metadata']
+        det = models[f'mask_rcnn_fishnet{arch}_fpn_1x_coco']['Metadata']
+        want = [f'{cls["Parameters"] / 1e6:.2f}', f'{cls["FLOPs"] / 1e9:.2f}',
+                f'{det["Backbone Parameters"] / 1e6:.2f}', f'{det["Backbone FLOPs"] / 1e9:.2f}']
         if [row[1], row[2], row[4], row[5]] != want:
             problems.append(f'{row[0]}: {[row[1], row[2], row[4], row[5]]}, the model index {want}')
     return problems

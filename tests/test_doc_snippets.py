@@ -18,7 +18,6 @@ A ```python block must follow a marker line that says what it is:
 A bash block after ``<!-- commands: ... -->`` is a guide's worked example: its test runs those command lines.
 Command lines elsewhere are checked statically by tests/test_docs.py.
 """
-import glob
 import os
 import re
 import shlex
@@ -29,9 +28,8 @@ import pytest
 import torch
 
 from helpers import ROOT, cpu_tool_env, printed_metrics
-from test_docs import logical_lines
+from test_docs import DOCS, logical_lines
 
-DOCS = ['README.md'] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
 MARK = re.compile(r'^<!-- snippet: (\S+)\s*(.*?)\s*-->$')
 KINDS = ('config-add', 'config-file', 'python', 'run')
 # The pages whose ``run`` blocks a test of this file runs.
@@ -147,8 +145,10 @@ def test_the_snippet_reader_sees_every_kind_and_a_missing_marker():
     """Catches: a reader that finds no blocks (a change of the fence syntax), or that lets an unmarked block or
     an untagged config through, which would pass every page."""
     text = ('<!-- snippet: python -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n\n'
-            '<!-- snippet: config-add \'mmdet::x.py\' -->\n\n```python\nmodel = dict()\n```\n\n```\nmodel = dict(a=1)\n```\n')
-    assert [(k, a) for _, k, a, _ in python_snippets(text)] == [('python', ''), (None, ''), ('config-add', "'mmdet::x.py'")]
+            '<!-- snippet: config-add \'mmdet::x.py\' -->\n\n```python\nmodel = dict()\n```\n\n'
+            '```\nmodel = dict(a=1)\n```\n')
+    assert [(k, a) for _, k, a, _ in python_snippets(text)] == [
+        ('python', ''), (None, ''), ('config-add', "'mmdet::x.py'")]
     assert [p.split(': ', 1)[1] for p in unmarked_problems(text)] == [
         'a python block without a <!-- snippet: KIND --> marker (KIND: config-add, config-file, python, run)',
         'a config without the python tag']
@@ -221,7 +221,8 @@ def test_inference_python_snippet_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(code, f'{doc}:{line}', 'exec'), namespace)
     prediction = namespace['prediction']
-    assert len(prediction['labels']) == len(prediction['scores']) == len(prediction['bboxes']) == len(prediction['masks'])
+    assert len(prediction['labels']) == len(prediction['scores']) == len(prediction['bboxes']) \
+        == len(prediction['masks'])
     assert namespace['classes'] == ('circle', 'square', 'triangle')
     assert (root / 'outputs' / 'vis' / 'shapes.png').is_file()
 
