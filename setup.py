@@ -21,6 +21,8 @@ if __name__ == '__main__':
         name='mmfishnet',
         version='0.1.0',
         description='FishNet backbone for the OpenMMLab 2.x stack (MMDetection, MMPretrain, MMSegmentation)',
+        license='Apache License 2.0',  # the LICENSE file, as the OpenMMLab packages
+        classifiers=['License :: OSI Approved :: Apache Software License'],
         packages=find_packages(include=['mmfishnet', 'mmfishnet.*']),
         python_requires=reqs.python_requires(),
         install_requires=reqs.read_requirements('runtime'),
