@@ -61,6 +61,8 @@ SHELL_SCRIPTS = {
     'tools/slurm_test.sh': ('launcher', 'tools/test.py', ('PARTITION', 'JOB_NAME', 'CONFIG', 'CHECKPOINT')),
     'tools/dist_run.sh': ('launcher', None, ('SCRIPT', 'NUM_PROCESSES')),
     'tools/slurm_run.sh': ('launcher', None, ('PARTITION', 'JOB_NAME', 'SCRIPT')),
+    'tools/slurm_sbatch.sh': ('launcher', 'tools/train.py', ('CONFIG', 'WORK_DIR')),
+    'tools/slurm_lib.sh': ('none', ),
     'tools/gpu_check.sh': ('forward', 'tools/gpu_check.py'),
     'tools/run_tests.sh': ('pytest', ),
     'tools/run_demo.sh': ('none', ),
