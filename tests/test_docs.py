@@ -156,6 +156,9 @@ def tool_invocation(tokens):
         return 'shell', norm(rest[0]), rest[1:]
     if norm(head).startswith(TOOL_DIRS) and head.endswith('.sh'):
         return 'shell', norm(head), rest
+    if head == 'sbatch':  # sbatch [its options] tools/x.sh [the script's arguments]
+        scripts = [i for i, token in enumerate(rest) if norm(token).startswith(TOOL_DIRS) and token.endswith('.sh')]
+        return ('shell', norm(rest[scripts[0]]), rest[scripts[0] + 1:]) if scripts else None
     return None
 
 

@@ -389,3 +389,31 @@ def test_a_new_torchrun_launch_does_not_resume(tmp_path, cfg, reference):
         os.kill(pid, signal.SIGKILL)
     _, out = job.finish()
     assert 'resuming' not in out and 'resumed epoch' not in out, out[-3000:]
+
+
+def test_the_resume_decision_is_rank_0s(tmp_path):
+    """Bug (issue 23, item 8): each rank decided alone whether to resume, so a rank that could not read the
+    checkpoint, or saw a stale copy of the work dir on a shared file system, started afresh while the others
+    resumed, and their collectives no longer matched. Two gloo ranks of one Slurm job whose views of the work
+    dir differ (rank 1's is empty): both take rank 0's answer, this job's checkpoint."""
+    views = [tmp_path / 'rank0', tmp_path / 'rank1']
+    for view in views:
+        view.mkdir()
+    ckpt = views[0] / 'latest.pth'
+    torch.save({'meta': {'launch_id': 'slurm:4711.0'}, 'state_dict': {}}, ckpt)
+    (views[0] / 'last_checkpoint').write_text(str(ckpt))
+    script = ('import os, sys, torch.distributed as dist\n'
+              "dist.init_process_group('gloo')\n"
+              'from mmfishnet.utils.dist import checkpoint_of_this_launch\n'
+              "print('decided', checkpoint_of_this_launch(sys.argv[1]), flush=True)\n"
+              'dist.destroy_process_group()\n')
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, '-c', script, str(views[rank])], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                              env=cpu_tool_env(RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+                                               MASTER_PORT=str(port), SLURM_JOB_ID='4711', SLURM_STEP_ID='0',
+                                               PYTHONPATH=ROOT, TORCHELASTIC_RUN_ID=None))
+             for rank in (0, 1)]
+    outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    for out in outs:
+        assert f'decided {ckpt}' in out, outs

@@ -59,7 +59,7 @@ def saved_iteration(path):
 WORKERS = """
 custom_imports = dict(imports=['mmfishnet'], allow_failed_imports=False)
 custom_hooks = [dict(type='RandomStateHook'), dict(type='LatestCheckpointHook', interval=100)]
-train_dataloader = dict(num_workers=2, persistent_workers={persistent}, dataset=dict(data_root={root!r}))
+train_dataloader = dict(batch_size=8, num_workers=2, persistent_workers={persistent}, dataset=dict(data_root={root!r}))
 {loop}
 """
 ITER_LOOP = """

@@ -86,6 +86,10 @@ def main(argv=None):
         check_checkpoint(cfg.load_from, trust=args.trust_checkpoint)
 
     runner = build_runner(cfg)
+    from mmfishnet.engine import LatestCheckpointHook
+    if not any(isinstance(hook, LatestCheckpointHook) for hook in runner.hooks):
+        from mmfishnet.utils import stop_signals
+        stop_signals.release()  # nothing would save on a stop signal: it kills the run, as before
     if args.resume is None:
         resume_this_launch(runner, trust=args.trust_checkpoint)
     runner.train()

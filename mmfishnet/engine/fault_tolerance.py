@@ -29,7 +29,7 @@ class LatestCheckpointHook(Hook):
       resume of a restarted or requeued run, ``tools/train.py``) continues from it. In an epoch-based run it
       is taken in the middle of an epoch, which needs ``ResumableEpochBasedTrainLoop`` to resume
       (:mod:`mmfishnet.engine.loops`); with mmengine's ``EpochBasedTrainLoop`` none is written (a warning
-      says so) and a signal stops the run without one.
+      says so) and a signal stops the run without one, except at an epoch's end.
     - On one of ``signals`` (by default SIGTERM, which Slurm sends at preemption and at the time limit and
       torchrun forwards, and SIGUSR1, Slurm's ``--signal`` warning), the handler only notes it
       (:mod:`mmfishnet.utils.stop_signals`, installed by ``tools/train.py`` from its first line, else here).

@@ -65,6 +65,15 @@ def uninstall(previous: dict) -> None:
     _state['signals'] = tuple(s for s in _state['signals'] if s not in previous)
 
 
+def release() -> None:
+    """Give the stop signals back their default action (they end the process), and stop blocking them in
+    forked processes: for a run without :class:`~mmfishnet.engine.LatestCheckpointHook`, where nothing saves on
+    a signal and exit code 75 would have the job requeued to start afresh."""
+    for signum in _state['signals']:
+        signal.signal(signum, signal.SIG_DFL)
+    _state['signals'] = ()
+
+
 def defer(deferred: bool = True) -> None:
     """From now on only note a stop signal (this process has work to save), or with False end at once."""
     _state['deferred'] = deferred
