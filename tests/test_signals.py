@@ -71,7 +71,7 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, in
 
 @pytest.mark.parametrize('loop,signum,at', [
     ('ResumableEpochBasedTrainLoop', signal.SIGTERM, r'Epoch\(train\) \[1\]\[2/6\]'),
-    ('ResumableIterBasedTrainLoop', signal.SIGUSR1, r'Iter\(train\) \[ ?2/12\]')])
+    ('ResumableIterBasedTrainLoop', signal.SIGUSR1, r'Epoch\(train\) \[1\]\[2/6\]')])  # the toy's log format
 def test_signal_to_the_process_group_with_workers_saves(tmp_path, cls_data, loop, signum, at):
     """Bugs (issue 23, item 3): the data-loading workers died of a stop signal sent to the whole process group
     (as Slurm and torchrun send it): torch's workers end on SIGTERM, and mmengine's IterBasedTrainLoop starts

@@ -15,7 +15,9 @@ during which a signal found no handler and killed the task), and calls :func:`in
 - Every process forked from this one (the data-loading workers) blocks the stop signals from its first
   instruction: Slurm signals every process of a step and torchrun each worker's process group, workers
   included, and the main process decides. Blocked rather than ignored: torch's worker installs its own
-  SIGTERM handler when it starts, which ends the worker ("DataLoader worker ... is killed by signal").
+  SIGTERM handler when it starts, which ends the worker ("DataLoader worker ... is killed by signal"). A
+  thread of the child takes the blocked signals and ends it on a SIGTERM from its parent only (the parent's
+  ``terminate()``, which the DataLoader's shutdown and multiprocessing's exit handler rely on).
   Workers started with the ``spawn`` or ``forkserver`` method are not forked from here and keep the defaults
   (mmengine's default, and the configs', is ``fork``).
 """
@@ -38,8 +40,22 @@ def _handler(signum, frame) -> None:
 
 
 def _block_in_child() -> None:
-    if _state['signals']:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _state['signals'])
+    if not _state['signals']:
+        return
+    import threading
+    signal.pthread_sigmask(signal.SIG_BLOCK, _state['signals'])
+    threading.Thread(target=_end_on_the_parents_sigterm, args=(os.getppid(), _state['signals']), daemon=True,
+                     name='stop-signals').start()
+
+
+def _end_on_the_parents_sigterm(parent: int, signals) -> None:
+    """In a forked child: take its blocked stop signals, and end it on a SIGTERM from its parent alone, which is
+    how the parent ends a worker that does not stop by itself (``Process.terminate``: torch's DataLoader
+    shutdown, multiprocessing's exit handler, which then waits for it), as torch's worker handler does."""
+    while True:
+        info = signal.sigwaitinfo(signals)
+        if info.si_signo == signal.SIGTERM and info.si_pid == parent:
+            os._exit(0)
 
 
 def install(signals=STOP_SIGNALS) -> dict:
