@@ -45,8 +45,8 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 POLL = 0.1
+_installed = {}  # the state folder of install(), for the functions a test calls in its own process
 
 
 def install(bin_dir, state_dir) -> dict:
@@ -54,6 +54,7 @@ def install(bin_dir, state_dir) -> dict:
     returns the environment entries that make them the ones found."""
     os.makedirs(bin_dir, exist_ok=True)
     os.makedirs(state_dir, exist_ok=True)
+    _installed['state'] = str(state_dir)
     for name in ('sbatch', 'srun', 'scontrol', 'scancel'):
         path = os.path.join(bin_dir, name)
         with open(path, 'w') as f:
@@ -64,7 +65,7 @@ def install(bin_dir, state_dir) -> dict:
 
 # ------------------------------------------------------------------------------------------ job state files
 def _job_dir(job) -> str:
-    return os.path.join(os.environ['FAKE_SLURM_DIR'], f'job{job}')
+    return os.path.join(os.environ.get('FAKE_SLURM_DIR') or _installed['state'], f'job{job}')
 
 
 def _read(path, default=None):
