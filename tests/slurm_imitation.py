@@ -9,9 +9,10 @@ behaviour on the points the fault-tolerance tests depend on:
   before any executable commands", "slurm-%j.out", "runs a single copy of the batch script",
   http://manpages.ubuntu.com/manpages/bionic/en/man1/sbatch.1.html).
 - ``--signal=[B:]SIG@SECONDS`` (sbatch's) sends SIG to every process of the job's steps SECONDS before the
-  time limit, not to the batch shell unless ``B:`` (sbatch(1), --signal). ``srun --signal`` inside an
-  allocation is ignored: srun(1) says the option applies to job allocations, which an srun inside an
-  sbatch job does not create.
+  time limit, not to the batch shell unless ``B:`` (sbatch(1), --signal; "If no duration is specified, a
+  signal will be sent 60s before", the criann page below). ``srun --signal`` inside an allocation is
+  ignored: srun(1) says the option "applies to job allocations", which an srun inside an sbatch job does not
+  create (quoted from issue 23; the search tool here did not return srun's manual page to re-read it).
 - At the time limit (and on ``scancel`` without ``-s``) SIGTERM goes to the steps' processes and to the
   batch step (the batch shell and the srun processes in it), SIGKILL follows after KillWait
   (``FAKE_SLURM_KILLWAIT`` seconds here; 30 by default in slurm.conf) ("Slurm sends a SIGTERM signal to all
@@ -38,7 +39,6 @@ job that is not running is an error.
 """
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
