@@ -61,6 +61,8 @@ SHELL_SCRIPTS = {
     'tools/slurm_test.sh': ('launcher', 'tools/test.py', ('PARTITION', 'JOB_NAME', 'CONFIG', 'CHECKPOINT')),
     'tools/dist_run.sh': ('launcher', None, ('SCRIPT', 'NUM_PROCESSES')),
     'tools/slurm_run.sh': ('launcher', None, ('PARTITION', 'JOB_NAME', 'SCRIPT')),
+    'tools/slurm_sbatch.sh': ('launcher', 'tools/train.py', ('CONFIG', 'WORK_DIR')),
+    'tools/slurm_lib.sh': ('none', ),
     'tools/gpu_check.sh': ('forward', 'tools/gpu_check.py'),
     'tools/run_tests.sh': ('pytest', ),
     'tools/run_demo.sh': ('none', ),
@@ -154,6 +156,9 @@ def tool_invocation(tokens):
         return 'shell', norm(rest[0]), rest[1:]
     if norm(head).startswith(TOOL_DIRS) and head.endswith('.sh'):
         return 'shell', norm(head), rest
+    if head == 'sbatch':  # sbatch [its options] tools/x.sh [the script's arguments]
+        scripts = [i for i, token in enumerate(rest) if norm(token).startswith(TOOL_DIRS) and token.endswith('.sh')]
+        return ('shell', norm(rest[scripts[0]]), rest[scripts[0] + 1:]) if scripts else None
     return None
 
 

@@ -192,8 +192,8 @@ def test_requeue_exit_code_only_after_slurms_warning():
     the same code; SIGTERM exits as a process it killed (a cancelled job must not be requeued)."""
     assert TrainingInterrupted('', signal.SIGUSR1).exit_code == REQUEUE_EXIT_CODE == 75
     assert TrainingInterrupted('', signal.SIGTERM).exit_code == 128 + signal.SIGTERM
-    with open(os.path.join(ROOT, 'tools/slurm_train.sh')) as f:
-        assert f'REQUEUE_EXIT_CODE={REQUEUE_EXIT_CODE} ' in f.read()
+    with open(os.path.join(ROOT, 'tools/slurm_lib.sh')) as f:  # what slurm_train.sh and slurm_sbatch.sh read
+        assert re.search(rf'^REQUEUE_EXIT_CODE={REQUEUE_EXIT_CODE}$', f.read(), re.M)
 
 
 def test_slurm_train_asks_for_the_warning_and_requeues(tmp_path):
@@ -226,6 +226,28 @@ def test_slurm_train_asks_for_the_warning_and_requeues(tmp_path):
     assert code == 143 and len(lines) == 1, lines
     code, lines = slurm_train([0], SIGNAL_SECONDS='0')
     assert '--signal' not in lines[0]
+
+
+def test_slurm_scripts_in_an_allocation_say_what_holds(tmp_path):
+    """Bugs (issue 23, items 1 and 9): slurm_train.sh run inside an allocation asked srun for --signal, which
+    srun ignores there, without a word; and where Slurm refused the requeue (an interactive allocation,
+    JobRequeue=0) it said "resubmit this job", whose new job id does not resume and later overwrites
+    latest.pth. Now: one line pointing to tools/slurm_sbatch.sh, and on a refused requeue the command that
+    resumes (--resume, the same work dir), never "resubmit"."""
+    bin_dir = fake_command(tmp_path, 'srun', 'exit 75\n')
+    fake_command(tmp_path, 'scontrol', 'echo "Requested operation is presently disabled" >&2\nexit 1\n')
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith('SLURM_')}, SLURM_JOB_ID='4711',
+               SLURM_NTASKS='2', PATH=bin_dir + os.pathsep + os.environ['PATH'], MMFISHNET_ROOT=ROOT)
+    train = subprocess.run(['bash', os.path.join(ROOT, 'tools/slurm_train.sh'), 'part', 'job', 'cfg.py', 'work'],
+                           capture_output=True, text=True, env=env)
+    sbatch = subprocess.run(['bash', os.path.join(ROOT, 'tools/slurm_sbatch.sh'), 'cfg.py', 'work', '--amp'],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert 'srun ignores --signal' in train.stderr and 'tools/slurm_sbatch.sh' in train.stderr, train.stderr
+    for proc, resume in [(train, 'bash tools/slurm_train.sh part job cfg.py work --resume'),
+                         (sbatch, 'tools/slurm_sbatch.sh cfg.py work --amp --resume')]:
+        assert proc.returncode == REQUEUE_EXIT_CODE, proc.stderr
+        assert 'refused to requeue job 4711' in proc.stderr and resume in proc.stderr, proc.stderr
+        assert 'resubmit' not in proc.stderr, proc.stderr
 
 
 def two_agents(cfg, work, port, **env):
@@ -290,3 +312,108 @@ def test_latest_checkpoint_every_so_many_minutes(tmp_path, monkeypatch):
     hook.after_train(runner)
     assert runner.saves == [(3, 'latest.pth'), (6, 'latest.pth')]
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'latest.pth')
+
+
+def slurm(tmp_path):
+    """The Slurm imitation of tests/slurm_imitation.py on PATH: (its module, the environment of commands)."""
+    import slurm_imitation
+    env = cpu_tool_env(**slurm_imitation.install(str(tmp_path / 'bin'), str(tmp_path / 'slurm')),
+                       MMFISHNET_ROOT=ROOT, PORT=str(free_port()), FAKE_SLURM_KILLWAIT='10',
+                       OMP_NUM_THREADS='1')  # one thread a task, as torchrun sets for the reference's processes
+    return slurm_imitation, env
+
+
+def sbatch(env, *args):
+    proc = subprocess.run(['sbatch', *args], capture_output=True, text=True, env=env, cwd=env['FAKE_SLURM_DIR'])
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1])
+
+
+def wait_in_file(imitation, job, path, text, timeout=600):
+    """Wait until the output file of a job of the Slurm imitation shows ``text``."""
+    deadline = time.time() + timeout
+    while not (os.path.exists(path) and text in open(path).read()):
+        assert imitation.job_state(job) is None, f'job {job} ended without {text!r}:\n' + open(path).read()[-3000:]
+        assert time.time() < deadline, f'no {text!r} in {path} within {timeout} s'
+        time.sleep(0.2)
+
+
+def test_batch_job_past_its_time_limit_finishes_by_itself(tmp_path, cfg, reference):
+    """Bugs (issue 23, items 1 and 2): a batch job never got the warning signal (srun --signal inside an
+    allocation is ignored), was killed at its time limit (SIGTERM to srun, which forwards it as SIGKILL),
+    saved nothing and was not requeued. Submitted with tools/slurm_sbatch.sh to the Slurm imitation
+    (tests/slurm_imitation.py: what it follows of Slurm's manuals and what it simplifies), 2 tasks, the
+    time limit reached mid-epoch 2: the warning (sbatch --signal, here 20 s before the limit, overriding
+    the script's #SBATCH line) reaches both tasks, which save and exit 75; the script requeues the job,
+    which keeps its id, runs again (SLURM_RESTART_COUNT=1, step 0 again), resumes by itself and ends with
+    the uninterrupted run's weights. Then a new job (a new id) into the same work dir starts afresh: a new
+    launch never resumes another launch's checkpoint unless asked."""
+    imitation, env = slurm(tmp_path)
+    work = tmp_path / 'work'
+    job = sbatch(env, '-p', 'cpu', '--ntasks=2', '--time=30:00', '--signal=USR1@20',
+                 os.path.join(ROOT, 'tools/slurm_sbatch.sh'), cfg, str(work))
+    log = os.path.join(env['FAKE_SLURM_DIR'], f'slurm-{job}.out')
+    wait_in_file(imitation, job, log, KILL_AT)
+    imitation.skip_to_warning(job)
+    assert imitation.wait_for_job(job, timeout=900) == 'COMPLETED', open(log).read()[-4000:]
+    out = open(log).read()
+    assert f'slurm_sbatch.sh: job {job}, run 1, 2 tasks' in out  # --open-mode=append: both runs' output
+    assert f'requeueing job {job}' in out and f'slurm_sbatch.sh: job {job}, run 2' in out, out[-4000:]
+    stopped = re.findall(r'training stopped on SIGUSR1 after iteration (\d+), saved in (\S+);', out)
+    assert len(stopped) == 2 and stopped[0] == stopped[1] and stopped[0][1] == str(work / 'latest.pth'), out
+    assert out.count(f"this launch was restarted: resuming from {work / 'latest.pth'}") == 2, out[-4000:]
+    assert resumed_iteration(out) == int(stopped[0][0])  # nothing lost
+    assert_same_weights(reference, work / 'epoch_2.pth')
+
+    again = sbatch(env, '-p', 'cpu', '--ntasks=2', os.path.join(ROOT, 'tools/slurm_sbatch.sh'), cfg, str(work))
+    log = os.path.join(env['FAKE_SLURM_DIR'], f'slurm-{again}.out')
+    wait_in_file(imitation, again, log, 'Epoch(train) [1][1/6]')
+    subprocess.run(['scancel', str(again)], env=env, check=True)
+    assert imitation.wait_for_job(again, timeout=120) == 'CANCELLED'
+    assert 'resuming' not in open(log).read()
+
+
+def test_a_new_torchrun_launch_does_not_resume(tmp_path, cfg, reference):
+    """Guarantee without a test until issue 23: a new launch never resumes another launch's checkpoint unless
+    asked. A new tools/dist_train.sh launch (a new torchrun run id) into a work dir whose newest checkpoint
+    another torchrun launch wrote (the reference run's epoch_2.pth) starts from iteration 1."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'epoch_2.pth').symlink_to(reference)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
+    job = Job(dist_train(cfg, '2', '--work-dir', str(work)))
+    wait_for([job], 'Epoch(train) [1][1/6]')
+    workers = worker_pids(job.proc.pid)
+    os.killpg(job.proc.pid, signal.SIGKILL)
+    for pid in workers.values():
+        os.kill(pid, signal.SIGKILL)
+    _, out = job.finish()
+    assert 'resuming' not in out and 'resumed epoch' not in out, out[-3000:]
+
+
+def test_the_resume_decision_is_rank_0s(tmp_path):
+    """Bug (issue 23, item 8): each rank decided alone whether to resume, so a rank that could not read the
+    checkpoint, or saw a stale copy of the work dir on a shared file system, started afresh while the others
+    resumed, and their collectives no longer matched. Two gloo ranks of one Slurm job whose views of the work
+    dir differ (rank 1's is empty): both take rank 0's answer, this job's checkpoint."""
+    views = [tmp_path / 'rank0', tmp_path / 'rank1']
+    for view in views:
+        view.mkdir()
+    ckpt = views[0] / 'latest.pth'
+    torch.save({'meta': {'launch_id': 'slurm:4711.0'}, 'state_dict': {}}, ckpt)
+    (views[0] / 'last_checkpoint').write_text(str(ckpt))
+    script = ('import os, sys, torch.distributed as dist\n'
+              "dist.init_process_group('gloo')\n"
+              'from mmfishnet.utils.dist import checkpoint_of_this_launch\n'
+              "print('decided', checkpoint_of_this_launch(sys.argv[1]), flush=True)\n"
+              'dist.destroy_process_group()\n')
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, '-c', script, str(views[rank])], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                              env=cpu_tool_env(RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+                                               MASTER_PORT=str(port), SLURM_JOB_ID='4711', SLURM_STEP_ID='0',
+                                               PYTHONPATH=ROOT, TORCHELASTIC_RUN_ID=None))
+             for rank in (0, 1)]
+    outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    for out in outs:
+        assert f'decided {ckpt}' in out, outs

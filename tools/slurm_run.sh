@@ -7,16 +7,14 @@
 # The tasks meet on the job's first host, at PORT if set, else a port derived from the Slurm job id
 # (mmfishnet/utils/dist.py), so two jobs sharing a node do not collide.
 set -euo pipefail
+source "$(dirname "$0")/slurm_lib.sh"
 PARTITION=$1
 JOB_NAME=$2
-SCRIPT=$3
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 GRES=${GRES-gpu:$GPUS_PER_NODE}
-PYTHON=${PYTHON:-python}
-TOOLS="$(cd "$(dirname "$0")" && pwd)"
-PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
+task_command "${@:3}"
 srun -p "$PARTITION" --job-name="$JOB_NAME" ${GRES:+--gres="$GRES"} --ntasks="$GPUS" \
     --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 ${SRUN_ARGS:-} \
-    "$PYTHON" -u "$TOOLS/$SCRIPT" "${@:4}" --launcher slurm
+    "${TASK[@]}"

@@ -11,11 +11,27 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-from mmfishnet.utils.cli import run_cli  # noqa: E402
-from mmfishnet.utils.errors import UserError  # noqa: E402
-from mmfishnet.utils.runner_setup import build_runner, load_config  # noqa: E402
+
+def _leaf(name: str):
+    """``mmfishnet/utils/<name>.py``, a leaf of the import graph, imported without the package: importing
+    ``mmfishnet`` loads torch and the OpenMMLab libraries, seconds during which a stop signal would kill the
+    process (Slurm may send its warning that early)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'mmfishnet.utils.{name}',
+                                                  osp.join(ROOT, 'mmfishnet', 'utils', f'{name}.py'))
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == '__main__':  # the stop signals' handlers first (mmfishnet/utils/stop_signals.py)
+    _leaf('errors')
+    stop_signals = _leaf('stop_signals')
+    stop_signals.install()
+
+sys.path.insert(0, ROOT)
 
 
 def parse_args(argv=None):
@@ -34,7 +50,9 @@ def parse_args(argv=None):
 
 
 def apply_training_options(cfg, args) -> None:
-    """--amp, --auto-scale-lr and --resume, applied to the config."""
+    """--amp, --auto-scale-lr and --resume, applied to the config (the automatic resume of a restarted
+    launch is decided once the process group is up: :func:`mmfishnet.utils.runner_setup.resume_this_launch`)."""
+    from mmfishnet.utils.errors import UserError
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
@@ -45,13 +63,7 @@ def apply_training_options(cfg, args) -> None:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume is None:  # a restarted worker group or a requeued job goes on from its own checkpoint
-        from mmfishnet.utils.dist import checkpoint_of_this_launch
-        found = checkpoint_of_this_launch(cfg.work_dir)
-        if found is not None:
-            print(f'this launch was restarted: resuming from {found}')
-            cfg.resume, cfg.load_from = True, found
-    elif args.resume == 'auto':
+    if args.resume == 'auto':
         from mmfishnet.utils.checkpoint import find_resumable_checkpoint
         found = find_resumable_checkpoint(cfg.work_dir)
         if found is None:
@@ -62,6 +74,7 @@ def apply_training_options(cfg, args) -> None:
 
 
 def main(argv=None):
+    from mmfishnet.utils.runner_setup import build_runner, load_config, resume_this_launch
     args = parse_args(argv)
     cfg = load_config(args)
     apply_training_options(cfg, args)
@@ -73,10 +86,21 @@ def main(argv=None):
         check_checkpoint(cfg.load_from, trust=args.trust_checkpoint)
 
     runner = build_runner(cfg)
+    from mmfishnet.engine import LatestCheckpointHook
+    if not any(isinstance(hook, LatestCheckpointHook) for hook in runner.hooks):
+        from mmfishnet.utils import stop_signals
+        stop_signals.release()  # nothing would save on a stop signal: it kills the run, as before
+    if args.resume is None:
+        resume_this_launch(runner, trust=args.trust_checkpoint)
     runner.train()
     from mmfishnet.utils.dist import teardown_distributed
     teardown_distributed()
 
 
+def _run_cli() -> int:
+    from mmfishnet.utils.cli import run_cli
+    return run_cli(main)
+
+
 if __name__ == '__main__':
-    sys.exit(run_cli(main))
+    sys.exit(stop_signals.exit_code(_run_cli))

@@ -11,9 +11,10 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
+from mmfishnet.utils import stop_signals
 from mmfishnet.utils.checkpoint import atomic_write
 from mmfishnet.utils.dist import launch_id
-from mmfishnet.utils.errors import REQUEUE_EXIT_CODE, TrainingInterrupted  # noqa: F401  (re-exported)
+from mmfishnet.utils.errors import REQUEUE_EXIT_CODE, StoppedEarly, TrainingInterrupted  # noqa: F401  (re-exported)
 from .hooks import prepare_random_states
 
 
@@ -28,14 +29,20 @@ class LatestCheckpointHook(Hook):
       resume of a restarted or requeued run, ``tools/train.py``) continues from it. In an epoch-based run it
       is taken in the middle of an epoch, which needs ``ResumableEpochBasedTrainLoop`` to resume
       (:mod:`mmfishnet.engine.loops`); with mmengine's ``EpochBasedTrainLoop`` none is written (a warning
-      says so) and a signal stops the run without one.
+      says so) and a signal stops the run without one, except at an epoch's end.
     - On one of ``signals`` (by default SIGTERM, which Slurm sends at preemption and at the time limit and
-      torchrun forwards, and SIGUSR1, Slurm's ``--signal`` warning), the handler only notes it. At the end of
-      the training iteration in progress the ranks agree (one all-reduce of two flags every iteration,
-      which also carries rank 0's clock for ``minutes``), all of them save the latest checkpoint and raise
-      :class:`TrainingInterrupted`; the tools exit with code 75 ("requeue me") after SIGUSR1, 143 after
-      SIGTERM. A second signal during the save changes nothing, and a kill during it leaves the previous
-      checkpoint (atomic write).
+      torchrun forwards, and SIGUSR1, Slurm's ``--signal`` warning), the handler only notes it
+      (:mod:`mmfishnet.utils.stop_signals`, installed by ``tools/train.py`` from its first line, else here).
+      The ranks agree (one all-reduce of two flags, which also carries rank 0's clock for ``minutes``) at the
+      end of every training iteration, of every validation iteration during training and of the validation,
+      and at the end of an epoch (after its checkpoint): all of them save the latest checkpoint as of the
+      last training iteration and raise :class:`TrainingInterrupted`; the tools exit with code 75 ("requeue
+      me") after SIGUSR1, 143 after SIGTERM. So a signal during a validation stops it at the next validation
+      iteration (the resumed run does not repeat that validation), and one during a checkpoint's save or the
+      data loading of a new epoch is acted on as soon as it ends. Before the first training iteration of the
+      process has ended (start-up, the first compile) there is nothing to save and a signal ends the
+      process at once. A second signal during the save changes nothing, and a kill during it leaves the
+      previous checkpoint (atomic write).
     - Each checkpoint written while this hook runs records the launch it belongs to in its meta
       (``launch_id``: the Slurm job, or the torchrun launch, :func:`mmfishnet.utils.dist.launch_id`), which
       tells a restarted worker group or a requeued job the checkpoint to resume from.
@@ -55,14 +62,12 @@ class LatestCheckpointHook(Hook):
         assert interval is None or (isinstance(interval, int) and interval > 0), \
             f'interval must be a positive int, got {interval!r}'
         self.minutes, self.interval, self.filename = minutes, interval, filename
-        self.signals = [getattr(signal, name) for name in signals]
-        self._signalled = None
+        self.signals = tuple(getattr(signal, name) for name in signals)
         self._previous = {}
+        self._training = False
+        self._val_checks = 0
         self._mid_run = True
         self._last_save = None
-
-    def _note(self, signum, frame) -> None:
-        self._signalled = signum  # only noted: the save happens at the next iteration boundary
 
     def before_train(self, runner) -> None:
         loop = runner.train_loop
@@ -73,41 +78,82 @@ class LatestCheckpointHook(Hook):
                 "in the middle of an epoch; set train_cfg.type='ResumableEpochBasedTrainLoop'")
         import threading
         if threading.current_thread() is threading.main_thread():
-            for signum in self.signals:
-                self._previous[signum] = signal.signal(signum, self._note)
+            self._previous = stop_signals.install(self.signals)
+        if stop_signals.noted():  # a signal that some library's `except BaseException` swallowed during start-up
+            raise StoppedEarly(stop_signals.noted())
+        self._training = True
         self._last_save = time.monotonic()
 
     def after_train(self, runner) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        self._training = False
+        stop_signals.defer(False)  # the last checkpoint is written: a signal from here on ends the process
+        stop_signals.uninstall(self._previous)
         self._previous = {}
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['meta']['launch_id'] = launch_id()
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        time_due = self.minutes is not None and time.monotonic() - self._last_save >= 60 * self.minutes
-        # every rank takes the same decisions: the highest signal number noted on any rank, rank 0's clock
-        flags = torch.tensor([float(self._signalled or 0), float(time_due and runner.rank == 0)])
+    def _agree(self, runner, time_due: bool = False):
+        """(the stop signal noted on any rank, the highest number, or 0; whether rank 0's clock says a save is
+        due): the same answer on every rank (one all-reduce)."""
+        flags = torch.tensor([float(stop_signals.noted() or 0), float(time_due and runner.rank == 0)])
         if get_world_size() > 1:
             all_reduce(flags, op='max')
-        signum, time_due = int(flags[0]), bool(flags[1] > 0)
+        return int(flags[0]), bool(flags[1] > 0)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        stop_signals.defer()  # this iteration's update is not saved yet: from here on a signal is only noted
+        signum, time_due = self._agree(
+            runner, self.minutes is not None and time.monotonic() - self._last_save >= 60 * self.minutes)
         due = time_due or (self.interval is not None and self.every_n_train_iters(runner, self.interval))
         if self._mid_run and (due or signum):
-            self.save(runner)
+            self.save(runner, epoch=runner.epoch, iteration=runner.iter + 1)
         if signum:
-            name = signal.Signals(signum).name
-            raise TrainingInterrupted(
-                f'training stopped on {name} after iteration {runner.iter + 1}'
-                + (f', saved in {os.path.join(runner.work_dir, self.filename)}' if self._mid_run else '')
-                + ('; requeue the job (tools/slurm_train.sh does): it resumes by itself'
-                   if signum == signal.SIGUSR1 else '; resume with --resume'), signum)
+            self._stop(runner, signum, runner.iter + 1, saved=self._mid_run)
 
-    def save(self, runner) -> None:
-        """Save the latest checkpoint (call on every rank)."""
+    def after_train_epoch(self, runner) -> None:
+        # after the epoch's checkpoint (the checkpoint hook runs first) and before the next epoch's data loading
+        signum, _ = self._agree(runner)
+        if signum:
+            self.save(runner, epoch=runner.epoch + 1, iteration=runner.iter)  # the epoch and its hooks are done
+            self._stop(runner, signum, runner.iter, saved=True)
+
+    def before_val(self, runner) -> None:
+        self._val_checks = 0
+        if self._training:  # validation iterations every rank runs: where the ranks can agree
+            count = torch.tensor(float(len(runner.val_dataloader)))
+            if get_world_size() > 1:
+                all_reduce(count, op='min')
+            self._val_checks = int(count)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if batch_idx < self._val_checks:
+            self._stop_in_validation(runner)
+
+    def after_val(self, runner) -> None:
+        if self._training:
+            self._stop_in_validation(runner)
+
+    def _stop_in_validation(self, runner) -> None:
+        signum, _ = self._agree(runner)
+        if signum:  # saved as of the last training iteration (RandomStateHook hands over the states before it)
+            if self._mid_run:
+                self.save(runner, epoch=runner.epoch, iteration=runner.iter)
+            self._stop(runner, signum, runner.iter, saved=self._mid_run, where=' during validation')
+
+    def _stop(self, runner, signum: int, iteration: int, saved: bool, where: str = '') -> None:
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(
+            f'training stopped on {name}{where} after iteration {iteration}'
+            + (f', saved in {os.path.join(runner.work_dir, self.filename)}' if saved else '')
+            + ('; requeue the job (tools/slurm_sbatch.sh does): it resumes by itself'
+               if signum == signal.SIGUSR1 else '; resume with --resume'), signum)
+
+    def save(self, runner, epoch: int, iteration: int) -> None:
+        """Save the latest checkpoint, at ``epoch`` (done) and ``iteration`` (done) (call on every rank)."""
         prepare_random_states(runner)
         runner.save_checkpoint(runner.work_dir, self.filename, save_optimizer=True, save_param_scheduler=True,
-                               meta=dict(epoch=runner.epoch, iter=runner.iter + 1), by_epoch=False,
+                               meta=dict(epoch=epoch, iter=iteration), by_epoch=False,
                                backend_args=dict(backend='atomic_local'))
         if is_main_process():
             path = os.path.join(runner.work_dir, self.filename)

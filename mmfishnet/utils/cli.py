@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Callable
 
-from .errors import NonFiniteLossError, TrainingInterrupted, UserError
+from .errors import NonFiniteLossError, StoppedEarly, TrainingInterrupted, UserError, stop_exit_code
 
 
 def add_runner_args(parser, work_dir_help: str):
@@ -35,7 +35,9 @@ def run_cli(main: Callable[[], object]) -> int:
       bad input or paths (:class:`UserError`), a checkpoint that cannot be used (``CheckpointError``,
       ``ConversionError``, both kinds of ``UserError``) and a non-finite training loss (``NonFiniteLossError``).
     - 75 ("requeue me", after Slurm's SIGUSR1 warning) or 128 + the signal (SIGTERM: 143) and one line when
-      training stopped on a signal after saving a checkpoint (``TrainingInterrupted``).
+      training stopped on a signal after saving a checkpoint (``TrainingInterrupted``), when a signal came
+      before there was anything to save (``StoppedEarly``), and when an error followed a stop signal (a
+      peer that stopped first ended a collective): that error in the same line, its traceback in the log.
     - 1 for any other error (a bug, a file that disappears in the middle of a run, ...): the full traceback
       on stderr and in the run's log file, then a last line naming the error and where it was raised.
 
@@ -70,13 +72,26 @@ def _run(main: Callable[[], object]):
         # the ranks agreed on a non-finite loss or a stop on a signal: each says so before any exits (a
         # launcher stops the rest as soon as one rank ends)
         return getattr(e, 'exit_code', 2), isinstance(e, (NonFiniteLossError, TrainingInterrupted))
+    except StoppedEarly as e:  # nothing to save; the other ranks may be anywhere: no barrier
+        if os.environ.get('MMFISHNET_DEBUG'):
+            raise
+        _say(f'error: {e}')
+        return e.exit_code, False
     except Exception as e:
         if os.environ.get('MMFISHNET_DEBUG'):
             raise
         import traceback
+
+        from .stop_signals import noted
         text = traceback.format_exc()
         log_file = _write_to_run_log(text.rstrip())
         frame = traceback.extract_tb(e.__traceback__)[-1]
+        signum = noted()
+        if signum:  # the stop signal ended this run, through a peer or a library that turned it into an error
+            import signal
+            _say(f'error: stopped on {signal.Signals(signum).name}, ending with {type(e).__name__} at '
+                 f"{frame.filename}:{frame.lineno}: {str(e)[:300]}{f' (traceback in {log_file})' if log_file else ''}")
+            return stop_exit_code(signum), False
         print(text, file=sys.stderr, end='')
         _say(f'error: unexpected {type(e).__name__} at {frame.filename}:{frame.lineno} ({frame.name}): {e} '
              f"(traceback above{f' and in {log_file}' if log_file else ''})")

@@ -45,11 +45,23 @@ def launch_id():
 def checkpoint_of_this_launch(work_dir: str):
     """The newest complete checkpoint in ``work_dir`` if this launch wrote it (its meta's ``launch_id``,
     recorded by :class:`~mmfishnet.engine.LatestCheckpointHook`), else None: a restarted worker group or a
-    requeued Slurm job resumes from it by itself, while a new launch never does unless asked. Every rank
-    decides alike from the same files, whatever its own restart count (torchrun restarts the workers of a
-    healthy machine without counting a restart)."""
-    mine = launch_id()
-    if mine is None:
+    requeued Slurm job resumes from it by itself, while a new launch never does unless asked.
+
+    Call it on every rank once the process group is up: rank 0 decides and the others take its answer (one
+    broadcast). Deciding on each rank, one rank that could not read the file or saw a stale copy of the work
+    dir (a shared file system) started afresh while the others resumed, and their collectives no longer
+    matched; now such a rank fails loudly when it loads the file rank 0 named. (The restart count cannot
+    decide either: torchrun counts a restart only on the machine whose workers failed.)"""
+    from mmengine.dist import broadcast_object_list, get_rank, get_world_size
+    found = [_newest_checkpoint_of(launch_id(), work_dir) if get_rank() == 0 else None]
+    if get_world_size() > 1:
+        broadcast_object_list(found, src=0)
+    return found[0]
+
+
+def _newest_checkpoint_of(launch, work_dir: str):
+    """The newest complete checkpoint in ``work_dir`` if launch ``launch`` (not None) wrote it, else None."""
+    if launch is None:
         return None
     from .checkpoint import allow_runner_checkpoint_types, find_resumable_checkpoint
     found = find_resumable_checkpoint(work_dir)
@@ -60,7 +72,7 @@ def checkpoint_of_this_launch(work_dir: str):
         meta = torch.load(found, map_location='cpu', mmap=True, weights_only=True).get('meta', {})
     except Exception:  # noqa: BLE001  a checkpoint not of this project's making: not this launch's
         return None
-    return found if meta.get('launch_id') == mine else None
+    return found if meta.get('launch_id') == launch else None
 
 
 def prepare_slurm_env() -> None:

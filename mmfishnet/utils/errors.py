@@ -29,17 +29,37 @@ class NonFiniteLossError(FloatingPointError):
 
 
 
+def stop_exit_code(signum: int) -> int:
+    """The exit code of a run stopped by signal ``signum``: :data:`REQUEUE_EXIT_CODE` after SIGUSR1 (Slurm's
+    warning before the time limit: ``tools/slurm_sbatch.sh`` requeues), 128 + the signal's number after any
+    other (SIGTERM: 143, as a process killed by it; a preempting Slurm requeues the job itself where
+    configured, and a cancelled job stays cancelled)."""
+    return REQUEUE_EXIT_CODE if signum == signal.SIGUSR1 else 128 + signum
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after saving a checkpoint to resume from (raised on every rank by
-    :class:`~mmfishnet.engine.LatestCheckpointHook`). ``exit_code``: :data:`REQUEUE_EXIT_CODE` after SIGUSR1
-    (Slurm's warning before the time limit: ``tools/slurm_train.sh`` requeues), 128 + the signal's number after
-    any other (SIGTERM: 143, as a process killed by it; a preempting Slurm requeues the job itself where
-    configured, and a cancelled job stays cancelled)."""
+    :class:`~mmfishnet.engine.LatestCheckpointHook`). ``exit_code``: :func:`stop_exit_code`."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
-        self.exit_code = REQUEUE_EXIT_CODE if signum == signal.SIGUSR1 else 128 + signum
+        self.exit_code = stop_exit_code(signum)
 
 
-__all__ = ['CheckpointError', 'ConversionError', 'NonFiniteLossError', 'REQUEUE_EXIT_CODE', 'TrainingInterrupted',
-           'UserError']
+class StoppedEarly(BaseException):
+    """A stop signal arrived before this process had trained anything since it started (start-up, building,
+    loading, the first compile): it ends at once with :func:`stop_exit_code`, as there is nothing to save
+    (:mod:`mmfishnet.utils.stop_signals`). A ``BaseException``, as ``KeyboardInterrupt``, so that no
+    ``except Exception`` of the code it interrupts swallows it."""
+
+    def __init__(self, signum: int):
+        name = signal.Signals(signum).name
+        then = ('requeue the job (tools/slurm_sbatch.sh does): it resumes by itself' if signum == signal.SIGUSR1
+                else 'run the same command again (add --resume if this run was itself resumed by hand)')
+        super().__init__(f'stopped on {name} before the first training iteration ended, with nothing to save; '
+                         f'{then}')
+        self.signum, self.exit_code = signum, stop_exit_code(signum)
+
+
+__all__ = ['CheckpointError', 'ConversionError', 'NonFiniteLossError', 'REQUEUE_EXIT_CODE', 'StoppedEarly',
+           'TrainingInterrupted', 'UserError', 'stop_exit_code']

@@ -39,6 +39,22 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
+def resume_this_launch(runner, trust: bool = False) -> None:
+    """Make ``runner`` resume from the newest checkpoint this launch wrote, if there is one (``tools/train.py``
+    without ``--resume``: a restarted worker group or a requeued Slurm job goes on by itself). Decided on rank
+    0 once the process group is up, which is why the Runner is built first
+    (:func:`~mmfishnet.utils.dist.checkpoint_of_this_launch`); mmengine 0.10.7's Runner reads what to resume
+    from in ``runner.train()`` (``load_or_resume``: ``_resume``, ``_load_from``)."""
+    from .config_checks import check_checkpoint
+    from .dist import checkpoint_of_this_launch
+    found = checkpoint_of_this_launch(runner.work_dir)
+    if found is None:
+        return
+    print(f'this launch was restarted: resuming from {found}')
+    check_checkpoint(found, trust=trust)
+    runner._resume, runner._load_from = True, found
+
+
 def enable_visualization(cfg, show_dir: str) -> None:
     """Make the test run draw its predictions on every test image into ``show_dir``, with the
     visualization hook of the config's library (``default_hooks.visualization``):
