@@ -89,12 +89,14 @@ def test_config_is_the_resnet50_baseline_but_the_backbone(path):
     ours = _without(cfg.to_dict(), [
         'model.backbone', 'model.pretrained', 'model.decode_head.in_channels',
         'model.auxiliary_head.in_channels', 'model.data_preprocessor.test_cfg', 'default_hooks.checkpoint.type',
-        'train_cfg.type', 'custom_hooks', 'custom_imports', 'auto_scale_lr', 'pretrained', 'fishnet_upernet',
-        'fishnet_custom_hooks'])
+        'train_cfg.type', 'train_dataloader.sampler.type', 'custom_hooks', 'custom_imports', 'auto_scale_lr',
+        'pretrained', 'fishnet_upernet', 'fishnet_custom_hooks'])
     theirs = _without(base.to_dict(), ['model.backbone', 'model.pretrained', 'model.decode_head.in_channels',
                                        'model.auxiliary_head.in_channels', 'default_hooks.checkpoint.type',
-                                       'train_cfg.type'])
+                                       'train_cfg.type', 'train_dataloader.sampler.type'])
     assert (cfg.train_cfg.type, base.train_cfg.type) == ('ResumableIterBasedTrainLoop', 'IterBasedTrainLoop')
+    assert (cfg.train_dataloader.sampler.type, base.train_dataloader.sampler.type) == ('ResumableInfiniteSampler',
+                                                                                       'InfiniteSampler')
     assert ours == theirs
     # what the baseline is: ADE20K 16 images x 160k, Cityscapes 8 x 80k, aux FCN head at stride 16, 0.4
     iters, batch = (160000, 4) if 'ade20k' in path else (80000, 2)
