@@ -110,3 +110,18 @@ def test_sampler_starts_anywhere_without_the_passes_before():
         assert sorted(i for e, i in merged if e == epoch) == list(range(size))
     sampler.set_start(None)
     assert list(iter(sampler)) == []
+
+
+def test_a_sampler_that_cannot_start_anywhere_is_refused():
+    """Bad input: ResumableIterBasedTrainLoop with mmengine's InfiniteSampler (which a resume would have to
+    replay) or with a batch sampler (whose batches are not consecutive samples) gets a one-line error that
+    names the setting to use, instead of training on wrong samples."""
+    from mmfishnet.engine.loops import _seeded_loader_cfg
+    from mmfishnet.utils.errors import UserError
+    with pytest.raises(UserError, match=r"sampler=dict\(type='ResumableInfiniteSampler'"):
+        _seeded_loader_cfg(dict(sampler=dict(type='InfiniteSampler'), dataset=dict(type='BaseSegDataset')))
+    with pytest.raises(UserError, match='remove train_dataloader.batch_sampler'):
+        _seeded_loader_cfg(dict(sampler=dict(type='ResumableInfiniteSampler'), dataset=dict(type='X'),
+                                batch_sampler=dict(type='AspectRatioBatchSampler')))
+    cfg = _seeded_loader_cfg(dict(sampler=dict(type='ResumableInfiniteSampler'), dataset=dict(type='X')))
+    assert cfg['dataset'] == dict(type='SeededSamples', dataset=dict(type='X')) and cfg['sampler']['start'] is None

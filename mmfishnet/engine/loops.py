@@ -19,6 +19,7 @@ replay consumes them. The loops here:
   (:mod:`mmfishnet.engine.seeded_samples`), so the resume costs the same at any iteration and is exact
   with any data-loading workers.
 """
+from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
@@ -114,8 +115,11 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     def run(self):
         """Launch training at ``self._iter`` (mmengine's loop, whose replay of the done iterations gets
         placeholders instead of batches)."""
-        loader = self.dataloader
-        loader.batch_sampler.sampler.set_start(self._iter * loader.batch_size)
+        loader, start = self.dataloader, self._iter * self.dataloader.batch_size
+        loader.batch_sampler.sampler.set_start(start)
+        if self._iter > 0:
+            print_log(f'resumed at iteration {self._iter}: the sampler starts at sample {start} of this rank, and '
+                      f'no data of the done iterations is loaded (the "advance" below is free)', logger='current')
         # a new iterator before before_train, as in an uninterrupted run: it draws its base seed from the
         # main process's torch generator, whose state RandomStateHook restores in before_train
         self.dataloader_iterator = _SkipFirst(iter(loader), self._iter)
