@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -86,3 +87,21 @@ def test_every_launch_has_an_id(tmp_path):
     restarts = launch(PORT='1234', MAX_RESTARTS='1', RUN_ID='mine')
     assert '--rdzv-backend=c10d' in restarts and '--rdzv-endpoint=127.0.0.1:1234' in restarts
     assert '--standalone' in launch()  # torchrun's own new id each launch
+
+
+def test_a_shared_store_with_restarts_is_warned(monkeypatch):
+    """A plain ``torchrun --max-restarts`` (not tools/dist_run.sh) keeps the agent's store across restarts:
+    the worker says so and names the fix, and says nothing under dist_run.sh's fresh store or without
+    restarts."""
+    from mmfishnet.utils.dist import _warn_shared_store
+    for shared, restarts, warned in (('True', '2', True), ('False', '2', False), ('True', '0', False)):
+        monkeypatch.setenv('TORCHELASTIC_USE_AGENT_STORE', shared)
+        monkeypatch.setenv('TORCHELASTIC_MAX_RESTARTS', restarts)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            _warn_shared_store()
+        messages = [str(w.message) for w in caught]
+        if warned:
+            assert len(messages) == 1 and 'TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1' in messages[0], messages
+        else:
+            assert messages == [], (shared, restarts)
