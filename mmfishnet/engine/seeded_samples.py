@@ -13,11 +13,12 @@ persistent workers cannot be continued at all. Here instead:
   seed and the pass over the data (``epoch``), and starts at any position of its rank's stream without
   computing the passes before it (:meth:`~ResumableInfiniteSampler.set_start`);
 - :class:`SeededSamples` wraps the dataset and runs the pipeline of each keyed sample with Python's, NumPy's
-  and torch's CPU generators seeded from (seed, epoch, index), then puts the previous states back, so the
-  main process's training streams (dropout, ...) are untouched where it loads the data itself.
+  and torch's CPU generators seeded from (seed, epoch, index); in the main process (``num_workers=0``) it
+  puts the previous states back, so the training's streams (dropout, ...) are untouched by data loading.
 
 :class:`~mmfishnet.engine.ResumableIterBasedTrainLoop` uses both.
 """
+import hashlib
 import random
 from contextlib import contextmanager
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS, DATASETS
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 
 class SampleKey(int):
@@ -99,24 +100,27 @@ class ResumableInfiniteSampler(Sampler):
 
 
 def sample_seed(key: SampleKey) -> int:
-    """The 64-bit seed of a sample's augmentation, a function of (seed, epoch, index) alone."""
-    words = np.random.SeedSequence([key.seed % 2**64, key.epoch, int(key)]).generate_state(2, dtype=np.uint32)
-    return int(words[0]) | int(words[1]) << 32
+    """The 64-bit seed of a sample's augmentation, a function of (seed, epoch, index) alone (BLAKE2b: the
+    same on every machine and in every process, unlike Python's ``hash``)."""
+    text = f'{key.seed},{key.epoch},{int(key)}'.encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), 'little')
 
 
 @contextmanager
-def seeded_generators(seed: int):
-    """Python's, NumPy's and torch's CPU generators seeded from ``seed`` inside, as they were outside."""
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+def seeded_generators(seed: int, restore: bool = True):
+    """Python's, NumPy's and torch's CPU generators seeded from ``seed`` inside; with ``restore``, as they
+    were before once outside (a data-loading worker has no stream to keep: about 1.5 ms a sample saved)."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state()) if restore else None
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.default_generator.manual_seed(seed)  # not torch.manual_seed: that seeds the CUDA generators too
     try:
         yield
     finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
+        if states is not None:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
 
 
 @DATASETS.register_module()
@@ -138,7 +142,8 @@ class SeededSamples(Dataset):
     def __getitem__(self, key):
         if not isinstance(key, SampleKey):
             return self.dataset[key]
-        with seeded_generators(sample_seed(key)):
+        # the main process (num_workers=0) keeps its training streams; a worker's are this wrapper's alone
+        with seeded_generators(sample_seed(key), restore=get_worker_info() is None):
             return self.dataset[int(key)]
 
     def __getattr__(self, name):
