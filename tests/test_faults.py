@@ -262,9 +262,8 @@ def test_two_agents_match_one_machine_and_restart_a_lost_worker(tmp_path, cfg, r
     127.0.0.1): they train as the 2-process run on one machine does. Then, under MAX_RESTARTS=1, the worker of
     the second agent is SIGKILLed mid-epoch: both agents restart their workers, every rank decides alike to
     resume from this launch's latest checkpoint (from the files: torchrun counts a restart only on a machine
-    whose workers failed), and the job completes by itself with the same weights. (The gloo group's store keys
-    are named by the restart count, so both agents must count this restart: they do here because the first
-    agent's worker fails at once on its lost gloo peer; docs/fault_tolerance.md.)"""
+    whose workers failed), and the job completes by itself with the same weights (each rendezvous round's
+    group meets in a fresh store hosted by worker rank 0: tools/dist_run.sh, tests/test_restarts.py)."""
     agents = two_agents(cfg, tmp_path / 'two', free_port())
     results = [agent.finish() for agent in agents]
     assert [code for code, _ in results] == [0, 0], results[0][1][-3000:] + results[1][1][-3000:]

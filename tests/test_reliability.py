@@ -282,7 +282,8 @@ def test_iteration_based_resume_continues_every_ranks_streams(tmp_path, cls_data
 custom_imports = dict(imports=['mmfishnet', 'stream_recorder', 'val_counter'], allow_failed_imports=False)
 custom_hooks = [dict(type='RandomStateHook'), dict(type='RandomStreamRecorder')]
 randomness = dict(seed=0, diff_rank_seed=True)
-train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(cls_data)!r}))
+train_dataloader = dict(batch_size=4, sampler=dict(type='ResumableInfiniteSampler'),
+                        dataset=dict(data_root={str(cls_data)!r}))
 train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop', max_iters=8, val_interval=2)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=8)]
 val_evaluator = dict(_delete_=True, type='ValCounter')

@@ -15,6 +15,8 @@ model = _base_.fishnet_upernet
 
 # safe checkpoints (configs/_base_/default_runtime_fishnet.py adds the other hooks)
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
-# a resume continues the random streams exactly (docs/fault_tolerance.md)
+# a resume starts at the next sample without loading the done iterations' data, and continues every random
+# augmentation exactly, with mmseg's persistent workers (docs/fault_tolerance.md)
+train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler'))
 train_cfg = dict(type='ResumableIterBasedTrainLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=16)

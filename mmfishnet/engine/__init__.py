@@ -4,9 +4,11 @@ from .fault_tolerance import REQUEUE_EXIT_CODE, LatestCheckpointHook, TrainingIn
 from .hooks import (AtomicLocalBackend, NonFiniteLossError, NonFiniteLossHook, NumClassesCheckHook,
                     RandomStateHook, SafeCheckpointHook)
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
+from .seeded_samples import ResumableInfiniteSampler, SampleKey, SeededSamples
 
 __all__ = [
     'AtomicLocalBackend', 'FastPathHook', 'LatestCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook',
     'NumClassesCheckHook', 'REQUEUE_EXIT_CODE', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
-    'ResumableIterBasedTrainLoop', 'SafeCheckpointHook', 'TrainingInterrupted'
+    'ResumableInfiniteSampler', 'ResumableIterBasedTrainLoop', 'SafeCheckpointHook', 'SampleKey', 'SeededSamples',
+    'TrainingInterrupted'
 ]

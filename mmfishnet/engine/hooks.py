@@ -12,6 +12,7 @@ from mmengine.registry import HOOKS
 
 from mmfishnet.utils.checkpoint import atomic_write, is_remote
 from mmfishnet.utils.errors import NonFiniteLossError, UserError
+from .seeded_samples import SeededSamples
 
 
 @register_backend('atomic_local')
@@ -201,16 +202,20 @@ class RandomStateHook(Hook):
 
     On resume, each rank restores its own entry, on CPU and on CUDA alike (the tensors are brought back to
     the CPU first), at the point of the loop where the checkpoint was taken: ``before_train`` for mmengine's
-    loops, which resume at an epoch boundary; after the data of the done iterations has been replayed for
-    the loops of :mod:`mmfishnet.engine.loops` (mmengine's ``IterBasedTrainLoop`` replays them after
-    ``before_train``, which consumes the restored streams when ``num_workers=0``). A run resumed on a
-    different number of ranks cannot continue the same streams: it warns and keeps the seeded ones.
+    loops, which resume at an epoch boundary, and for ``ResumableIterBasedTrainLoop``, whose data loading
+    leaves the main process's streams alone; after the data of the resumed epoch's done batches has been
+    replayed for ``ResumableEpochBasedTrainLoop`` (``at_resume_position``). (mmengine's
+    ``IterBasedTrainLoop`` replays the done iterations' data after ``before_train``, which consumes the
+    restored streams when ``num_workers=0``.) A run resumed on a different number of ranks cannot continue
+    the same streams: it warns and keeps the seeded ones.
 
-    Data-loading workers: mmengine seeds each worker from (seed, rank, worker id) when the workers start,
-    and torch derives their base seed from the main process's torch generator (restored here). Workers
-    restarted every epoch (``persistent_workers=False``) therefore draw after a resume exactly what they
-    would have drawn; persistent workers keep their streams across epochs in the uninterrupted run, which
-    no checkpoint can capture, so after a resume their draws differ (a warning says so).
+    Data-loading workers: under ``ResumableIterBasedTrainLoop`` every sample's augmentation is a function of
+    (seed, pass, index) (:class:`~mmfishnet.engine.SeededSamples`), exact after a resume with any workers.
+    Elsewhere mmengine seeds each worker from (seed, rank, worker id) when the workers start, and torch
+    derives their base seed from the main process's torch generator (restored here). Workers restarted
+    every epoch (``persistent_workers=False``) therefore draw after a resume exactly what they would have
+    drawn; persistent workers keep their streams across epochs in the uninterrupted run, which no
+    checkpoint can capture, so after a resume their draws differ (a warning says so).
 
     The states are plain data and tensors and load with ``weights_only=True``. A checkpoint loaded as
     ``load_from`` (fine-tuning, testing) leaves the streams alone.
@@ -274,7 +279,8 @@ class RandomStateHook(Hook):
             return
         self._restore(saved['ranks'][get_rank()], runner)
         loader = getattr(runner, 'train_dataloader', None)
-        if getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0) > 0:
+        if getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0) > 0 and \
+                not isinstance(getattr(loader, 'dataset', None), SeededSamples):
             runner.logger.warning(
                 'RandomStateHook: persistent data-loading workers restart their random streams on resume, so '
                 'random augmentations differ from an uninterrupted run from here on; set '

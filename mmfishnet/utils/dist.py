@@ -33,8 +33,9 @@ def slurm_master_port() -> str:
 def launch_id():
     """What identifies this launch across the restarts of its processes, or None for a process started by
     hand: the Slurm job and step (a requeued job keeps both), else torchrun's run id
-    (``TORCHELASTIC_RUN_ID``: a new one for each one-machine ``torchrun --standalone``, the same across its
-    restarts; the rendezvous id, ``RUN_ID`` or the Slurm job in ``tools/dist_run.sh``, for several machines)."""
+    (``TORCHELASTIC_RUN_ID``, the same across its restarts: ``tools/dist_run.sh`` always sets it, to
+    ``RUN_ID``, else the Slurm job, else on one machine a new id for each launch). torchrun's static
+    rendezvous without ``--rdzv-id`` calls every launch "none": no id."""
     job = os.environ.get('SLURM_JOB_ID')
     if job:
         return f"slurm:{job}.{os.environ.get('SLURM_STEP_ID', '')}"
@@ -101,23 +102,15 @@ def prepare_slurm_env() -> None:
     os.environ['MASTER_PORT'] = slurm_master_port()
 
 
-def _init_gloo() -> None:
-    """The gloo process group, from the ``env://`` variables. Under torchrun, whose workers share the agent's
-    store, its keys are put under this attempt's name (``TORCHELASTIC_RESTART_COUNT``): the store outlives
-    a restart of the worker group, and a restarted rank that reached the group before its peers read their
-    previous attempt's addresses from it and failed ('Gloo connectFullMesh failed ... Connection refused',
-    seen with torch 2.14.1 whenever the restarted ranks did not start at the same moment)."""
-    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT')
-    if attempt is None or os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
-        dist.init_process_group(backend='gloo', init_method='env://')
-        return
-    from datetime import timedelta
-    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
-    timeout = timedelta(minutes=30)  # torch's default for gloo
-    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size, is_master=False,
-                          timeout=timeout)
-    dist.init_process_group(backend='gloo', store=dist.PrefixStore(f'mmfishnet/attempt_{attempt}', store),
-                            rank=rank, world_size=world_size, timeout=timeout)
+def _warn_shared_store() -> None:
+    """Warn a torchrun launch with restarts whose workers share the agent's store: a restarted group can
+    read the dead attempt's keys from it (tools/dist_run.sh asks for a fresh store per round instead)."""
+    if os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True' and \
+            os.environ.get('TORCHELASTIC_MAX_RESTARTS', '0') != '0':
+        import warnings
+        warnings.warn("torchrun's workers share its agent's store, which outlives a restart, so a restarted group "
+                      'can read the previous attempt\'s keys and fail or hang; launch with tools/dist_train.sh, or '
+                      'set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 with --rdzv-backend=c10d', stacklevel=2)
 
 
 def _syncbn_paths(node, where='model') -> list:
@@ -134,9 +127,13 @@ def _syncbn_paths(node, where='model') -> list:
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
     """Prepare ``cfg`` (in place) for a multi-process run on CPU. Returns True when it did. Under Slurm
-    it fills the rendezvous environment first, also on GPUs (:func:`prepare_slurm_env`)."""
+    it fills the rendezvous environment first, also on GPUs (:func:`prepare_slurm_env`). The gloo group is
+    created from the ``env://`` variables: under ``tools/dist_run.sh`` worker rank 0 hosts a new store for
+    every attempt of the group, so a restarted group never meets the previous attempt's keys."""
     if launcher == 'slurm':
         prepare_slurm_env()
+    if launcher == 'pytorch':
+        _warn_shared_store()
     if launcher == 'none' or torch.cuda.is_available():
         return False
     if launcher not in ('pytorch', 'slurm'):
@@ -147,7 +144,7 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         raise UserError("SyncBN needs GPUs (torch's SyncBatchNorm has no CPU kernel); on CPU train with "
                         '--cfg-options ' + ' '.join(f'{path}.type=BN' for path in syncbn))
     if not dist.is_initialized():
-        _init_gloo()
+        dist.init_process_group(backend='gloo', init_method='env://')
     cfg.setdefault('env_cfg', {})
     cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(
