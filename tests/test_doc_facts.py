@@ -108,11 +108,9 @@ def checkpoint_path_problems(text):
 
 # docs/distributed_training.md belongs to another issue's owner; its stale test line (work_dirs/m/epoch_12.pth
 # after a training without --work-dir) is fixed there. strict: once fixed, this mark must go.
-STALE_ELSEWHERE = {'docs/distributed_training.md'}
 
 
-@pytest.mark.parametrize('doc', [pytest.param(d, marks=pytest.mark.xfail(
-    strict=True, reason='stale test command, fixed by the page owner')) if d in STALE_ELSEWHERE else d for d in DOCS])
+@pytest.mark.parametrize('doc', DOCS)
 def test_test_commands_evaluate_what_the_train_commands_before_them_write(doc):
     """Catches: a page that tests ``work_dirs/m/epoch_12.pth`` after a training without ``--work-dir`` (which
     writes ``work_dirs/<config name>/``), or a checkpoint no command writes (``iter_160000.pth`` in another

@@ -27,6 +27,10 @@ from mmfishnet.utils.cli import run_cli  # noqa: E402
 from mmfishnet.utils.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# Detection: the lowest score drawn, mmdet 3.3.0's: demo/image_demo.py's --pred-score-thr and
+# DetInferencer.__call__'s pred_score_thr (mmdet/apis/det_inferencer.py) both default to 0.3. The JSON keeps
+# every prediction the model returns (the config's test_cfg.rcnn.score_thr and NMS decide those).
+SCORE_THR = 0.3
 
 
 def list_images(path: str) -> list:
@@ -138,17 +142,22 @@ def _check_fits(model, weights, checkpoint) -> None:
         check_fits(model, weights, checkpoint)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('image', help='an image file or a folder of images')
     parser.add_argument('config', help='an mmdet, mmpretrain or mmseg config with a FishNet backbone')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint of the whole model (from tools/train.py)')
     parser.add_argument('--out-dir', required=True, help='where vis/ and preds/ are written')
     parser.add_argument('--device', default=None, help="e.g. 'cpu' or 'cuda:0' (default: cuda if available)")
-    parser.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
+    parser.add_argument('--score-thr', type=float, default=SCORE_THR,
+                        help=f'detection: lowest score drawn (default: {SCORE_THR}, as mmdet\'s demo)')
     from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     from mmfishnet.utils.config_models import config_task, read_config
     cfg = read_config(args.config, args.cfg_options)
