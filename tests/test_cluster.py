@@ -419,7 +419,8 @@ def test_pretrained_from_a_url_loads_with_the_same_checks(http_dir, monkeypatch)
         import train
     finally:
         sys.path.remove(os.path.join(ROOT, 'tools'))
-    train.load_config(train.parse_args([os.path.join(ROOT, 'configs/toy/fishnet99_1xb16_toy-cls.py'),
+    from mmfishnet.utils.runner_setup import load_config  # what tools/train.py's main reads the config with
+    load_config(train.parse_args([os.path.join(ROOT, 'configs/toy/fishnet99_1xb16_toy-cls.py'),
                                         '--trust-checkpoint']))
     FishNet(arch='99', init_cfg=pretrained(f'{url}/with_args.pth')).init_weights()
     FishNet(arch='99', init_cfg=pretrained(str(served / 'with_args.pth'))).init_weights()

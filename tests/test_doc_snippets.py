@@ -90,9 +90,9 @@ def guide_commands(text):
 # --- building ---------------------------------------------------------------------------------------------
 
 def sandbox(tmp_path):
-    """A folder laid out as the repository's root for a reader: configs/, tools/, demo/ linked, and every
+    """A folder laid out as the repository's root for a reader: configs/, tools/, demo/, mmfishnet/ linked, and every
     config-file snippet of the docs written at its path."""
-    for name in ('configs', 'tools', 'demo'):
+    for name in ('configs', 'tools', 'demo', 'mmfishnet'):  # tools/train.py reads mmfishnet/utils/ by path
         os.symlink(os.path.join(ROOT, name), tmp_path / name)
     for _, _, path, code in all_snippets('config-file'):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

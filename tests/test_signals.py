@@ -64,6 +64,7 @@ train_dataloader = dict(batch_size=8, num_workers=2, persistent_workers={persist
 """
 ITER_LOOP = """
 train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop', max_iters=12, val_interval=100)
+train_dataloader['sampler'] = dict(type='ResumableInfiniteSampler', shuffle=True)  # what the loop needs
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=12)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=100))
 """

@@ -99,12 +99,13 @@ def test_amp_flag_switches_to_the_amp_optimizer_wrapper(train_tool):
     """Catches --amp not reaching the optimizer wrapper (training silently in fp32) or replacing the
     config's optimizer: --amp means exactly ``optim_wrapper.type=AmpOptimWrapper
     optim_wrapper.loss_scale=dynamic`` (docs/detection.md), everything else of the wrapper kept."""
+    from mmfishnet.utils.runner_setup import load_config  # what tools/train.py's main reads the config with
     plain = Config.fromfile(TOY_CLS).optim_wrapper.to_dict()
     args = train_tool.parse_args([TOY_CLS, '--amp'])
-    cfg = train_tool.load_config(args)
+    cfg = load_config(args)
     train_tool.apply_training_options(cfg, args)
     assert cfg.optim_wrapper.to_dict() == dict(plain, type='AmpOptimWrapper', loss_scale='dynamic')
     args = train_tool.parse_args([TOY_CLS])
-    cfg = train_tool.load_config(args)
+    cfg = load_config(args)
     train_tool.apply_training_options(cfg, args)
     assert cfg.optim_wrapper.to_dict() == plain

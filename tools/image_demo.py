@@ -176,6 +176,9 @@ def main(argv=None):
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     os.makedirs(args.out_dir, exist_ok=True)
+    if cfg.get('default_scope'):  # the config's library builds the pipeline, also after another library ran in
+        from mmengine.registry import init_default_scope  # this process (mmpretrain's inferencer keeps the current
+        init_default_scope(cfg.default_scope)  # scope: 'PackInputs is not in the mmseg::transform registry')
     if task == 'detection':
         written = run_detection(cfg, images, args.checkpoint, weights, args.out_dir, device, args.score_thr)
     elif task == 'classification':
