@@ -327,18 +327,11 @@ def first_line(error: BaseException) -> str:
     return f'{type(error).__name__}: {text[0] if text else ""}'.strip().rstrip(':')[:200].replace('|', '/')
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a kill) never leaves half
-    a file."""
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_results(text: str, data: dict, markdown_path: str = None, json_path: str = None) -> None:
-    """The Markdown ``text`` and the JSON ``data`` of a run so far (called after every row)."""
+    """The Markdown ``text`` and the JSON ``data`` of a run so far (called after every row), each written
+    atomically: a kill leaves the previous complete file."""
+    from mmfishnet.utils.checkpoint import atomic_write
     if markdown_path:
-        write_atomic(markdown_path, text)
+        atomic_write(markdown_path, lambda f: f.write(text.encode()))
     if json_path:
-        write_atomic(json_path, json.dumps(data, indent=1, default=str) + '\n')
+        atomic_write(json_path, lambda f: f.write((json.dumps(data, indent=1, default=str) + '\n').encode()))
