@@ -10,6 +10,23 @@ if ROOT not in sys.path:
 
 import mmfishnet  # noqa: E402,F401  registers FishNet
 
+# Modules whose tests depend on real timings: Slurm's time limit and warning imitated in
+# tests/slurm_imitation.py (test_faults), grace periods after a stop signal (test_signals), a benchmark that
+# refuses a busy CPU (test_bench_train_speed), step timeouts of a few seconds (test_gpu_check_run). Marked
+# `serial`: tools/run_tests.sh runs them alone, after the rest of the suite has run on two processes, where a
+# neighbour's load would move their timings.
+SERIAL_MODULES = {'test_faults.py', 'test_signals.py', 'test_bench_train_speed.py', 'test_gpu_check_run.py'}
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'serial: depends on real timings; run alone (tests/conftest.py)')
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(scope='session')
 def repo_root():

@@ -143,3 +143,19 @@ def test_no_tool_imports_another_tool():
     # OpenMMLab libraries that importing mmfishnet needs are installed, so it cannot live in the package
     known = {'tools/gpu_check_steps/stage_b.py imports check_mmcv'}
     assert not set(offenders) - known, offenders
+
+
+def test_every_serial_module_exists_and_is_marked():
+    """Bug: a test module with real timings renamed or misspelled in conftest.SERIAL_MODULES runs on
+    tools/run_tests.sh's two parallel processes, where a neighbour's load moves its timings (a grace period
+    or an imitated Slurm time limit passed by load, not by the code). Every name must be a test file here,
+    and its tests must carry the `serial` marker that run_tests.sh selects with -m."""
+    import subprocess
+    import sys
+    from conftest import SERIAL_MODULES
+    missing = sorted(n for n in SERIAL_MODULES if not os.path.isfile(os.path.join(ROOT, 'tests', n)))
+    assert not missing, f'conftest.SERIAL_MODULES names no file: {missing}'
+    proc = subprocess.run([sys.executable, '-m', 'pytest', 'tests', '-q', '-p', 'no:cacheprovider', '-m', 'serial',
+                           '--collect-only'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    collected = {line.split('::')[0].rsplit('/', 1)[-1] for line in proc.stdout.splitlines() if '::' in line}
+    assert collected == SERIAL_MODULES, proc.stdout[-2000:]

@@ -420,7 +420,10 @@ def test_the_shell_script_table_matches_the_scripts():
             top_level = re.sub(r'^\w+\(\) \{([^\n]*\}$|[^\n]*\n.*?^\})', '', text, flags=re.M | re.S)
             assert '$@' not in top_level and '${@' not in top_level, script
         elif how[0] == 'pytest':
-            assert re.search(r'-m pytest .*"\$@"', text), script
+            # pytest gets the arguments: on its own line, or through an array that holds `-m pytest`
+            array = re.search(r'^(\w+)=\([^\n]*-m pytest ', text, flags=re.M)
+            assert re.search(r'-m pytest .*"\$@"', text) or (
+                array and re.search(r'"\$\{%s\[@\]\}" "\$@"' % array.group(1), text)), script
         else:
             assert re.search(rf'{re.escape(how[1])} .*"\$@"', text.replace('\\\n', ' ')), script
 

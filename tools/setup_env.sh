@@ -138,7 +138,7 @@ if ! mmcv_ops_ok; then
 fi
 log "$("${MMCV_CHECK[@]}" "$MMCV_VERSION")"
 
-if ! have "${OPENMMLAB_PINS[@]}" \
+if ! have "${OPENMMLAB_PINS[@]}" || ! reqs check tests >/dev/null 2>&1 \
         || ! "$PY" -c "import mmfishnet, pytest, pycocotools" >/dev/null 2>&1; then
     log "installing ${OTHER_PINS[*]} ${TEST_PINS[*]} and mmfishnet (editable)"
     "${PIP[@]}" install "${OTHER_PINS[@]}" "${TEST_PINS[@]}" "mmcv==$MMCV_VERSION"
