@@ -9,9 +9,8 @@
 # 25's 0.75 / 0.70. Measured without training (docs/development.md, "The demo detector's recipe"): the default anchors
 # (scale 8, strides 4-64: 32, 64, ... px) give only 55 % of the training boxes (7-76 px, median 50) an anchor at the
 # RPN's positive IoU 0.7 (scales=[8, 11.3]: 95 %); the 28x28 mask head is not the limit (ground-truth masks through it
-# keep IoU >= 0.9 for 97 %). No full-length run of another recipe yet; in the first 120 iterations (1000 val images)
-# two anchor scales gave bbox / segm mAP 0.088 / 0.080 against 0.084 / 0.105; class-agnostic test NMS cost 2 points
-# (on the first 100 val images).
+# keep IoU >= 0.9 for 97 %). A full-length run with scales=[8, 11.3] reached 0.568 / 0.554 (2026-12-04, another
+# classifier); its learning curve had not levelled off at 800 iterations (development.md, "Full-length runs").
 # Sized to train on a CPU in minutes. The backbone starts from the toy classifier
 # (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
 # load converted ImageNet weights; set its path with
