@@ -10,7 +10,7 @@ PYTEST=("$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --durations=15
 if [ $# -gt 0 ]; then  # a selection of your own: one process, as given
     exec "${PYTEST[@]}" "$@"
 fi
-# The whole suite in two parts (docs/development.md, "The test suite"): first every test not marked serial on
+# The whole suite in two parts (docs/development.md, "Tests"): first every test not marked serial on
 # two processes (pytest-xdist; a test file at a time per process, so that a module's fixtures are made once),
 # each with one thread (two processes of torch's default two threads would oversubscribe two cores); then
 # the serial ones (tests/conftest.py: real timings) alone, with torch's default threads.
