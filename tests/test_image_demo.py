@@ -4,6 +4,7 @@ configs through MMSegInferencer when mmseg is installed, and the one-line errors
 import glob
 import json
 import os
+import re
 
 import mmcv
 import numpy as np
@@ -143,3 +144,23 @@ def test_detection_draws_only_what_the_detector_is_sure_of_by_default():
     mmdet_default = inspect.signature(DetInferencer.__call__).parameters['pred_score_thr'].default
     assert mmdet_default == 0.3  # mmdet 3.3.0; a new mmdet default is worth a look, not a silent follow
     assert args.score_thr == mmdet_default
+
+
+def test_the_bundled_picture_is_the_toy_coco_image_its_script_names(tmp_path):
+    """Catches: a wrong record of where demo/shapes.png comes from (run_demo.sh said make_toy_coco(seed=7,
+    size=(192, 256)), val image 3, which is another picture: the default 160 training images come first in
+    the stream). The README's caption names its objects from that image's annotations; here they are
+    regenerated with the arguments run_demo.sh gives and compared byte for byte."""
+    text = open(os.path.join(ROOT, 'tools', 'run_demo.sh')).read().replace('\n#    ', ' ')
+    args = re.search(r'make_toy_coco\(DIR, (.*?)\), DIR/val/(val_\d+\.png): (.*?)\)', text)
+    assert args, 'run_demo.sh no longer says which make_toy_coco call makes demo/shapes.png'
+    make_toy_coco(str(tmp_path), **eval(f'dict({args.group(1)})'))
+    made = mmcv.imread(str(tmp_path / 'val' / args.group(2)), flag='unchanged')
+    bundled = mmcv.imread(os.path.join(ROOT, 'demo', 'shapes.png'), flag='unchanged')
+    assert made.shape == bundled.shape and np.array_equal(made, bundled)
+    coco = json.load(open(tmp_path / 'annotations' / 'instances_val.json'))
+    image_id = next(i['id'] for i in coco['images'] if i['file_name'] == args.group(2))
+    names = {c['id']: c['name'] for c in coco['categories']}
+    objects = sorted(names[a['category_id']] for a in coco['annotations'] if a['image_id'] == image_id)
+    assert objects == ['circle', 'square', 'square']
+    assert args.group(3) == 'two squares and a circle'

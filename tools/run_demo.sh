@@ -11,7 +11,8 @@
 #    evaluates it with mmseg's IoUMetric (mIoU, per-class IoU) and draws its masks with mmseg's visualizer.
 # 7. draws the training curves of every run (loss, validation metrics) as PNGs next to their logs
 #    (tools/analysis_tools/plot_curves.py) and runs tools/image_demo.py with the toy detector on the bundled
-#    picture demo/shapes.png (a toy-COCO image: make_toy_coco(seed=7, size=(192, 256)), val image 3).
+#    picture demo/shapes.png (a toy-COCO image, byte for byte: make_toy_coco(DIR, num_train=0, num_val=4,
+#    size=(192, 256), seed=7), DIR/val/val_00004.png: two squares and a circle).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
