@@ -85,7 +85,9 @@ test_evaluator = val_evaluator
 model = dict(backbone=dict(init_cfg=None))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end={epochs})]
 train_cfg = dict(max_epochs={epochs}, val_interval={epochs})
-optim_wrapper = dict(optimizer=dict(lr=0.005))
+# SGD lr 0.005, the toy config's optimizer until 2026-12-04: the tests' one- or two-epoch detectors from random
+# weights were measured with it; the config's AdamW at this lr diverges and predicts nothing (no mAP to check)
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4))
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1))
 log_processor = dict(window_size=1)
 {extra}
