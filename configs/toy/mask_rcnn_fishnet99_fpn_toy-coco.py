@@ -9,8 +9,8 @@
 # of the training boxes (7-76 px, median 50) an anchor at the RPN's positive IoU 0.7 (two scales: 95 %); and AdamW
 # lr 3e-4 (wd 0.05) instead of SGD lr 0.005: after 200 iterations bbox / segm mAP 0.380 / 0.364 against SGD's
 # 0.267 / 0.268 (AdamW 1e-4: 0.305 / 0.283; 6e-4: 0.287 / 0.316). With SGD and one anchor scale the demo reached
-# 0.515 / 0.523 and 0.548 / 0.544 (2026-11-26, -29); with both changes 0.640 / 0.634 (2026-12-04), still short of
-# issue 25's 0.75 / 0.70 (the demo's figures: README.md, "Two commands").
+# 0.515 / 0.523 and 0.548 / 0.544 (2026-11-26, -29); with both changes, the figures of the README's demo table
+# (README.md, "Two commands"), still short of issue 25's 0.75 / 0.70.
 # Sized to train on a CPU in minutes. The backbone starts from the toy classifier
 # (configs/toy/fishnet99_1xb16_toy-cls.py), loaded with prefix='backbone.' exactly as the COCO configs
 # load converted ImageNet weights; set its path with
