@@ -45,3 +45,31 @@ def test_spread_is_sample_std_and_range(seed_spread):
     s = seed_spread.spread([1.0, 2.0, 3.0])
     assert s['mean'] == pytest.approx(2.0) and s['std'] == pytest.approx(1.0)
     assert (s['min'], s['max'], s['range']) == (1.0, 3.0, 2.0)
+
+
+def test_default_metrics_are_the_keys_each_toy_config_validates_with(seed_spread):
+    # Catches: a demo config with no default metric (the toy UPerNet refused without --metrics) and a default
+    # key its library never writes (every run would end in "no validation found"). The keys come from the
+    # libraries' own metrics: mmseg's IoUMetric on a 2-pixel prediction, mmpretrain's Accuracy on one sample;
+    # mmdet's CocoMetric prefixes 'coco/' to '<metric>_mAP' (mmdet/evaluation/metrics/coco_metric.py).
+    import torch
+    from mmengine.config import Config
+    from mmpretrain.evaluation import Accuracy
+    from mmseg.evaluation import IoUMetric
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    sample = SegDataSample(pred_sem_seg=PixelData(data=torch.tensor([[[0, 1]]])),
+                           gt_sem_seg=PixelData(data=torch.tensor([[[0, 1]]])))
+    iou = IoUMetric(iou_metrics=['mIoU'])
+    iou.dataset_meta = dict(classes=('a', 'b'))
+    iou.process([], [sample.to_dict()])
+    accuracy = Accuracy(topk=(1, ))
+    accuracy.process([], [dict(pred_score=torch.tensor([0.9, 0.1]), gt_label=torch.tensor([0]))])
+    written = {'mmseg': set(iou.evaluate(1)),
+               'mmpretrain': set(accuracy.evaluate(1)),
+               'mmdet': {f'coco/{m}_mAP' for m in ('bbox', 'segm')}}
+    for name in ('fishnet99_1xb16_toy-cls.py', 'mask_rcnn_fishnet99_fpn_toy-coco.py', 'upernet_fishnet99_toy-seg.py'):
+        scope = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', name)).default_scope
+        keys = seed_spread.DEFAULT_METRICS.get(scope)
+        assert keys and set(keys) <= written[scope], (name, keys)

@@ -30,7 +30,7 @@ from mmfishnet.utils.errors import UserError  # noqa: E402
 
 VARIANTS = {'default': [], 'nchw': ['model.backbone.channels_last=False']}
 # The figures the demo reports, per the config's default_scope.
-DEFAULT_METRICS = {'mmpretrain': ['accuracy/top1'], 'mmdet': ['coco/bbox_mAP', 'coco/segm_mAP']}
+DEFAULT_METRICS = {'mmpretrain': ['accuracy/top1'], 'mmdet': ['coco/bbox_mAP', 'coco/segm_mAP'], 'mmseg': ['mIoU']}
 
 
 def parse_args(argv=None):
@@ -41,7 +41,7 @@ def parse_args(argv=None):
                         help='also train every seed with model.backbone.channels_last=False')
     parser.add_argument('--metrics', nargs='+',
                         help='keys of the validation results (default: accuracy/top1 for mmpretrain '
-                        'configs, coco/bbox_mAP and coco/segm_mAP for mmdet ones)')
+                        'configs, coco/bbox_mAP and coco/segm_mAP for mmdet ones, mIoU for mmseg ones)')
     parser.add_argument('--work-dir', help='parent of the runs\' work dirs (default: work_dirs/spread_<config>)')
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time')
     parser.add_argument('--threads', type=int,
