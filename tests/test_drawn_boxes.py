@@ -95,10 +95,13 @@ def test_command_on_a_results_file(tmp_path, toy_val):
     num_objects = len(ann['annotations'])
     good = tmp_path / 'good.pkl'
     pickle.dump(results, open(good, 'wb'))
-    proc = run_tool(TOOL, CONFIG, str(good), *_options(toy_val))
+    proc = run_tool(TOOL, CONFIG, str(good), '--out', str(tmp_path / 'counts' / 'good.json'), *_options(toy_val))
     assert proc.returncode == 0, proc.stderr
     assert f'{num_objects} boxes drawn for {num_objects} objects in 3 images' in proc.stdout
     assert f'right {num_objects} (100.0 %)' in proc.stdout and 'images all right 3 (100.0 %)' in proc.stdout
+    written = json.load(open(tmp_path / 'counts' / 'good.json'))  # what the demo keeps
+    assert (written['right'], written['drawn'], written['all_right_pct'], written['score_thr']) == \
+        (num_objects, num_objects, 100.0, 0.3)
 
     first = results[-1]['pred_instances']
     first['labels'][0] = (first['labels'][0] + 1) % 3

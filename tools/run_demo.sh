@@ -5,8 +5,9 @@
 # 2. generates the toy datasets into data/ (deterministic);
 # 3. trains the toy FishNet-99 classifier (configs/toy/fishnet99_1xb16_toy-cls.py) and reports top-1;
 # 4. trains the toy Mask R-CNN FishNet-99 FPN from it (configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py);
-# 5. evaluates it with COCO bbox/segm mAP (pycocotools via mmdet's CocoMetric) and draws its predictions
-#    on the val images with mmdet's visualizer;
+# 5. evaluates it with COCO bbox/segm mAP (pycocotools via mmdet's CocoMetric), draws its predictions
+#    on the val images with mmdet's visualizer and counts the boxes a picture draws at the demo's score
+#    threshold (tools/analysis_tools/drawn_boxes.py: how many are right, how many pictures all right);
 # 6. trains the toy UPerNet FishNet-99 from the same classifier (configs/toy/upernet_fishnet99_toy-seg.py),
 #    evaluates it with mmseg's IoUMetric (mIoU, per-class IoU) and draws its masks with mmseg's visualizer.
 # 7. draws the training curves of every run (loss, validation metrics) as PNGs next to their logs
@@ -31,7 +32,9 @@ CLS_CKPT=$(cat "$WORK/toy_cls/last_checkpoint")
     --cfg-options model.backbone.init_cfg.checkpoint="$CLS_CKPT"
 DET_CKPT=$(cat "$WORK/toy_mask_rcnn/last_checkpoint")
 "$PY" tools/test.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py "$DET_CKPT" \
-    --work-dir "$WORK/toy_mask_rcnn" --show-dir vis
+    --work-dir "$WORK/toy_mask_rcnn" --show-dir vis --out "$WORK/toy_mask_rcnn/val_results.pkl"
+"$PY" tools/analysis_tools/drawn_boxes.py configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py \
+    "$WORK/toy_mask_rcnn/val_results.pkl" --out "$WORK/toy_mask_rcnn/drawn_boxes.json"
 "$PY" tools/analysis_tools/plot_curves.py "$WORK/toy_mask_rcnn"
 
 # Semantic segmentation: UPerNet FishNet-99 on the toy label maps (data/toy_seg), its backbone from the same
@@ -53,6 +56,7 @@ Done. Outputs:
   toy classifier:   $CLS_CKPT (logs and top-1 in $WORK/toy_cls/)
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
+  the boxes a picture draws (score >= 0.3) over the val images, counted: $WORK/toy_mask_rcnn/drawn_boxes.json
   toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_data/vis_image/)
   training curves (PNG): ${CURVES:-$WORK/toy_*/<timestamp>/curves/}
   the toy detector on the bundled picture demo/shapes.png: $WORK/image_demo/vis/shapes.png

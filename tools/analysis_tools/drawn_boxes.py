@@ -4,7 +4,8 @@ draw them) over a whole test set: how many are right, what the wrong ones are, a
 all right. COCO mAP averages over every score; this says what a user sees at one threshold.
 
     python tools/test.py CONFIG CHECKPOINT --out results.pkl
-    python tools/analysis_tools/drawn_boxes.py CONFIG results.pkl [--score-thr 0.3] [--tp-iou-thr 0.5]
+    python tools/analysis_tools/drawn_boxes.py CONFIG results.pkl [--score-thr 0.3] [--tp-iou-thr 0.5] \
+        [--out counts.json]
 
 The arguments follow mmdet's ``tools/analysis_tools/confusion_matrix.py`` (the config's test dataset gives
 the ground truth, the pickle the predictions). Per image, the drawn boxes are taken best score first; each is
@@ -15,6 +16,8 @@ objects). Instances with ``ignore_flag`` (COCO crowds) are neither objects to fi
 on them. An image is **all right** when every drawn box is right and no object is missed.
 """
 import argparse
+import json
+import os
 import os.path as osp
 import sys
 
@@ -131,6 +134,7 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=DEFAULT_SCORE_THR,
                         help=f'the lowest score drawn (default: {DEFAULT_SCORE_THR}, tools/image_demo.py\'s)')
     parser.add_argument('--tp-iou-thr', type=float, default=0.5, help='box IoU of a match (default: 0.5)')
+    parser.add_argument('--out', help='also write the counts and percentages to this JSON file')
     from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     args = parser.parse_args(argv)
@@ -163,6 +167,11 @@ def main(argv=None) -> dict:
           f'second box {total["second_box"]}, on no object {total["on_no_object"]}')
     print(f'  objects missed {total["missed"]} ({total["missed_pct"]:.1f} %); images all right '
           f'{total["all_right"]} ({total["all_right_pct"]:.1f} %)')
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(config=args.config, results=args.prediction_path, score_thr=args.score_thr,
+                           tp_iou_thr=args.tp_iou_thr, **total), f, indent=1)
     return total
 
 
