@@ -1,5 +1,5 @@
 """tools/analysis_tools/drawn_boxes.py, which counts the boxes a picture draws over a test set (the README
-caption's "63.4 % of the boxes drawn are right, 40.5 % of the pictures all right"). Expected counts are
+demo table's "63.4 % right, 40.5 % of the pictures all right"). Expected counts are
 worked out by hand from the boxes below. No training here."""
 import importlib.util
 import os

@@ -24,13 +24,12 @@ import warnings
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.config_models import SCORE_THR  # noqa: E402
 from mmfishnet.utils.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-# Detection: the lowest score drawn, mmdet 3.3.0's: demo/image_demo.py's --pred-score-thr and
-# DetInferencer.__call__'s pred_score_thr (mmdet/apis/det_inferencer.py) both default to 0.3. The JSON keeps
-# every prediction the model returns (the config's test_cfg.rcnn.score_thr and NMS decide those).
-SCORE_THR = 0.3
+# Detection draws boxes from SCORE_THR up (mmdet's demo default); the JSON keeps every prediction the model
+# returns (the config's test_cfg.rcnn.score_thr and NMS decide those).
 
 
 def list_images(path: str) -> list:

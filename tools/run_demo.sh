@@ -56,7 +56,7 @@ Done. Outputs:
   toy classifier:   $CLS_CKPT (logs and top-1 in $WORK/toy_cls/)
   toy Mask R-CNN:   $DET_CKPT (logs and COCO metrics in $WORK/toy_mask_rcnn/)
   predictions drawn on the val images: ${VIS:-$WORK/toy_mask_rcnn/<timestamp>/vis}/
-  the boxes a picture draws (score >= 0.3) over the val images, counted: $WORK/toy_mask_rcnn/drawn_boxes.json
+  the boxes a picture draws over the val images, counted: $WORK/toy_mask_rcnn/drawn_boxes.json
   toy UPerNet:      $SEG_CKPT (logs, mIoU and per-class IoU in $WORK/toy_seg/; masks drawn in $WORK/toy_seg/vis/vis_data/vis_image/)
   training curves (PNG): ${CURVES:-$WORK/toy_*/<timestamp>/curves/}
   the toy detector on the bundled picture demo/shapes.png: $WORK/image_demo/vis/shapes.png

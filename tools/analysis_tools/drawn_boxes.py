@@ -27,34 +27,26 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from mmfishnet.utils.cli import run_cli  # noqa: E402
+from mmfishnet.utils.config_models import SCORE_THR  # noqa: E402
 from mmfishnet.utils.errors import UserError  # noqa: E402
 
-# The demo's threshold: tools/image_demo.py's SCORE_THR (mmdet's demo default).
-DEFAULT_SCORE_THR = 0.3
 KINDS = ('right', 'wrong_class', 'second_box', 'on_no_object')
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), x1 y1 x2 y2: mmdet's
-    ``bbox_overlaps`` (mmdet.evaluation), with its pixel convention of mmdet 3.x (no +1)."""
-    from mmdet.evaluation import bbox_overlaps
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
-    return bbox_overlaps(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32))
-
-
-def count_image(gt_boxes, gt_labels, boxes, scores, labels, score_thr=DEFAULT_SCORE_THR, iou_thr=0.5,
+def count_image(gt_boxes, gt_labels, boxes, scores, labels, score_thr=SCORE_THR, iou_thr=0.5,
                 ignored_boxes=None) -> dict:
-    """The counts of one image (see the module's docstring); arrays as numpy."""
+    """The counts of one image (see the module's docstring); boxes x1 y1 x2 y2, IoU by mmdet's
+    ``bbox_overlaps`` (mmdet 3.x's pixel convention, no +1)."""
+    from mmdet.evaluation import bbox_overlaps
     gt_boxes = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
     gt_labels = np.asarray(gt_labels).reshape(-1)
     keep = np.asarray(scores) >= score_thr
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[keep]
     labels = np.asarray(labels).reshape(-1)[keep]
     order = np.argsort(-np.asarray(scores)[keep], kind='stable')
-    iou = box_iou(boxes, gt_boxes)
-    on_ignored = box_iou(boxes, np.asarray(ignored_boxes if ignored_boxes is not None else [],
-                                           dtype=np.float32).reshape(-1, 4))
+    iou = bbox_overlaps(boxes, gt_boxes)
+    on_ignored = bbox_overlaps(boxes, np.asarray(ignored_boxes if ignored_boxes is not None else [],
+                                                 dtype=np.float32).reshape(-1, 4))
     matched = np.zeros(len(gt_boxes), dtype=bool)
     counts = dict.fromkeys(KINDS, 0)
     for k in order:
@@ -100,7 +92,7 @@ def ground_truth(dataset):
     return truth
 
 
-def count_results(truth: dict, results, score_thr=DEFAULT_SCORE_THR, iou_thr=0.5) -> dict:
+def count_results(truth: dict, results, score_thr=SCORE_THR, iou_thr=0.5) -> dict:
     """Counts of ``results`` (``tools/test.py --out``'s list of dicts) against ``truth``
     (:func:`ground_truth`)."""
     seen = set()
@@ -131,8 +123,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='the test config the results were made with')
     parser.add_argument('prediction_path', help='tools/test.py --out results (.pkl)')
-    parser.add_argument('--score-thr', type=float, default=DEFAULT_SCORE_THR,
-                        help=f'the lowest score drawn (default: {DEFAULT_SCORE_THR}, tools/image_demo.py\'s)')
+    parser.add_argument('--score-thr', type=float, default=SCORE_THR,
+                        help=f'the lowest score drawn (default: {SCORE_THR}, tools/image_demo.py\'s)')
     parser.add_argument('--tp-iou-thr', type=float, default=0.5, help='box IoU of a match (default: 0.5)')
     parser.add_argument('--out', help='also write the counts and percentages to this JSON file')
     from mmengine.config import DictAction
