@@ -1,6 +1,6 @@
 """tools/analysis_tools/drawn_boxes.py, which counts the boxes a picture draws over a test set (the README
-demo table's "63.4 % right, 40.5 % of the pictures all right"). Expected counts are
-worked out by hand from the boxes below. No training here."""
+demo table's drawn-box row), and the rule of what a picture draws (mmfishnet.utils.drawn, shared with
+tools/image_demo.py). Expected counts are worked out by hand from the boxes below. No training here."""
 import importlib.util
 import os
 import pickle
@@ -37,8 +37,13 @@ def test_each_kind_of_wrong_box(drawn_boxes):
              [40, 40, 50, 50]]   # triangle on C, score 0.2: not drawn; C is missed
     scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.2]
     labels = [SQUARE, CIRCLE, TRIANGLE, CIRCLE, SQUARE, TRIANGLE]
-    counts = drawn_boxes.count_image(gt_boxes, gt_labels, boxes, scores, labels, score_thr=0.3)
+    counts = drawn_boxes.count_image(gt_boxes, gt_labels, boxes, scores, labels, score_thr=0.3, one_box_iou=1)
     assert counts == dict(right=2, wrong_class=1, second_box=1, on_no_object=1, objects=3, missed=1, all_right=0)
+    # By default the pictures draw one box per object: the triangle and the second circle on A overlap the
+    # circle 0.8 at IoU 0.91 / 0.9 (> 0.7) and are not drawn. Catches the count applying another rule than
+    # the pictures (every box over the threshold, as above).
+    counts = drawn_boxes.count_image(gt_boxes, gt_labels, boxes, scores, labels, score_thr=0.3)
+    assert counts == dict(right=2, wrong_class=0, second_box=0, on_no_object=1, objects=3, missed=1, all_right=0)
 
 
 def test_best_score_first_takes_its_best_object(drawn_boxes):
@@ -49,8 +54,29 @@ def test_best_score_first_takes_its_best_object(drawn_boxes):
     # would take P).
     gt_boxes = [[0, 0, 10, 10], [4, 0, 14, 10]]           # P, Q
     boxes = [[4, 0, 14, 10], [2.5, 0, 12.5, 10]]            # IoU with Q: 1; then with P 0.6, with Q 0.74
-    counts = drawn_boxes.count_image(gt_boxes, [SQUARE, SQUARE], boxes, [0.8, 0.9], [SQUARE, SQUARE])
+    counts = drawn_boxes.count_image(gt_boxes, [SQUARE, SQUARE], boxes, [0.8, 0.9], [SQUARE, SQUARE], one_box_iou=1)
     assert (counts['right'], counts['second_box'], counts['missed']) == (1, 1, 1)
+
+
+def test_one_box_per_object():
+    # The rule of the pictures: score >= 0.3, then of boxes overlapping at IoU above 0.7, whatever their
+    # classes, only the best. IoUs by hand: B and A 90/100 = 0.9; E and A 80/100 = 0.8; C and A 50/150 = 0.33.
+    # Catches: NMS per class (B, a triangle on the square A, would be drawn: the pile of issue 25), the
+    # threshold not applied (D drawn), the lower score keeping its box (A dropped for B), the IoU argument
+    # not used (E is drawn only with an IoU above its 0.8) or the rule off by default.
+    from mmfishnet.utils.drawn import ONE_BOX_IOU, SCORE_THR, drawn_mask
+    boxes = [[0, 0, 10, 10],     # A square 0.9 (the classes only say what the boxes are: the rule ignores them)
+             [0, 0, 10, 9],      # B triangle 0.6 on A
+             [5, 0, 15, 10],     # C circle 0.8, half over A
+             [20, 20, 30, 30],   # D square 0.2: under the threshold
+             [0, 0, 10, 8]]      # E square 0.5 on A
+    scores = [0.9, 0.6, 0.8, 0.2, 0.5]
+    assert (SCORE_THR, ONE_BOX_IOU) == (0.3, 0.7)
+    assert drawn_mask(boxes, scores).tolist() == [True, False, True, False, False]
+    assert drawn_mask(boxes, scores, one_box_iou=0.85).tolist() == [True, False, True, False, True]
+    assert drawn_mask(boxes, scores, one_box_iou=1).tolist() == [True, True, True, False, True]
+    assert drawn_mask(boxes, scores, score_thr=0.1, one_box_iou=1).tolist() == [True] * 5
+    assert drawn_mask(np.zeros((0, 4)), []).tolist() == []
 
 
 def test_all_right_and_ignored_instances(drawn_boxes):
@@ -100,8 +126,8 @@ def test_command_on_a_results_file(tmp_path, toy_val):
     assert f'{num_objects} boxes drawn for {num_objects} objects in 3 images' in proc.stdout
     assert f'right {num_objects} (100.0 %)' in proc.stdout and 'images all right 3 (100.0 %)' in proc.stdout
     written = json.load(open(tmp_path / 'counts' / 'good.json'))  # what the demo keeps
-    assert (written['right'], written['drawn'], written['all_right_pct'], written['score_thr']) == \
-        (num_objects, num_objects, 100.0, 0.3)
+    assert (written['right'], written['drawn'], written['all_right_pct'], written['score_thr'],
+            written['one_box_iou']) == (num_objects, num_objects, 100.0, 0.3, 0.7)
 
     first = results[-1]['pred_instances']
     first['labels'][0] = (first['labels'][0] + 1) % 3
@@ -123,6 +149,10 @@ def test_results_of_another_test_set_are_refused(tmp_path, toy_val):
         pickle.dump([dict(img_id=i, pred_instances=empty) for i in ids], open(path, 'wb'))
         proc = run_tool(TOOL, CONFIG, str(path), *_options(toy_val))
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    # and an IoU no box can have: one line naming the range and the value that draws every box
+    proc = run_tool(TOOL, CONFIG, str(path), '--one-box-iou', '0', *_options(toy_val))
+    assert proc.returncode == 2 and '--one-box-iou must lie in (0, 1], got 0.0 (1 draws every box' in \
+        proc.stderr.strip().splitlines()[-1], proc.stderr
 
 
 def test_crowd_instances_are_not_objects_to_find(drawn_boxes):

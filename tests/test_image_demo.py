@@ -164,3 +164,52 @@ def test_the_bundled_picture_is_the_toy_coco_image_its_script_names(tmp_path):
     objects = sorted(names[a['category_id']] for a in coco['annotations'] if a['image_id'] == image_id)
     assert objects == ['circle', 'square', 'square']
     assert args.group(3) == 'two squares and a circle'
+
+
+def test_detection_picture_draws_one_box_per_object(tmp_path, det_setup, monkeypatch, capsys):
+    """Catches: the picture drawing every box over the threshold (a triangle on a found square: the pile of
+    issue 25), the JSON losing the boxes the picture leaves out (it keeps all the model returns), and the
+    printed summary naming other boxes than the picture's. The model's predictions are replaced by five
+    boxes worked out by hand (tests/test_drawn_boxes.py's test_one_box_per_object: at score >= 0.3 and one
+    box per object at IoU > 0.7, A and C are drawn); what is drawn is recorded at mmdet's
+    DetInferencer.visualize."""
+    import importlib.util
+
+    from mmdet.apis import DetInferencer
+    from mmengine.structures import InstanceData
+    root, ckpt, classes = det_setup
+    assert list(classes) == ['circle', 'square', 'triangle']
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 9], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 8]],
+                         dtype=torch.float32)  # A square 0.9, B triangle 0.6 on A, C circle 0.8, D 0.2, E 0.5 on A
+    scores = torch.tensor([0.9, 0.6, 0.8, 0.2, 0.5])
+    labels = torch.tensor([1, 2, 0, 1, 1])
+    forward, visualize, drawn = DetInferencer.forward, DetInferencer.visualize, []
+
+    def hand_made_forward(self, inputs, **kwargs):
+        preds = forward(self, inputs, **kwargs)
+        for pred in preds:
+            h, w = pred.ori_shape
+            masks = torch.zeros((len(boxes), h, w), dtype=torch.bool)
+            for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
+                mask[y1:y2, x1:x2] = True
+            pred.pred_instances = InstanceData(bboxes=boxes, scores=scores, labels=labels, masks=masks)
+        return preds
+
+    def recording_visualize(self, inputs, preds, **kwargs):
+        drawn.extend(p.pred_instances.scores.tolist() for p in preds)
+        return visualize(self, inputs, preds, **kwargs)
+
+    monkeypatch.setattr(DetInferencer, 'forward', hand_made_forward)
+    monkeypatch.setattr(DetInferencer, 'visualize', recording_visualize)
+    spec = importlib.util.spec_from_file_location('image_demo', os.path.join(ROOT, 'tools', 'image_demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    image = sorted(glob.glob(str(root / 'coco' / 'val' / '*.png')))[0]
+    out = tmp_path / 'out'
+    module.main([image, DET_CONFIG, str(ckpt), '--out-dir', str(out), '--device', 'cpu'])
+    assert np.allclose(drawn, [[0.9, 0.8]])
+    pred = json.load(open(out / 'preds' / (os.path.splitext(os.path.basename(image))[0] + '.json')))
+    np.testing.assert_allclose(pred['scores'], scores.numpy())
+    assert '2 boxes drawn (score >= 0.3, one box per object at IoU > 0.7): square 0.90, circle 0.80' in \
+        capsys.readouterr().out
+    assert mmcv.imread(str(out / 'vis' / os.path.basename(image))) is not None

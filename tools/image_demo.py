@@ -2,7 +2,8 @@
 """Run a FishNet model on an image (or a folder of images) with the libraries' own inferencers, and
 write each picture with its predictions drawn plus a JSON of the predictions.
 
-    python tools/image_demo.py IMAGE_OR_FOLDER CONFIG [CHECKPOINT] --out-dir DIR [--score-thr 0.3]
+    python tools/image_demo.py IMAGE_OR_FOLDER CONFIG [CHECKPOINT] --out-dir DIR [--score-thr 0.3] \
+        [--one-box-iou 0.7]
 
 The config's ``default_scope`` picks the inferencer: mmdet's ``DetInferencer`` (boxes, masks), mmpretrain's
 ``ImageClassificationInferencer`` (class and scores) or mmseg's ``MMSegInferencer`` (class map). Output:
@@ -24,12 +25,13 @@ import warnings
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmfishnet.utils.cli import run_cli  # noqa: E402
-from mmfishnet.utils.config_models import SCORE_THR  # noqa: E402
+from mmfishnet.utils.drawn import ONE_BOX_IOU, SCORE_THR, drawn_mask  # noqa: E402
 from mmfishnet.utils.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-# Detection draws boxes from SCORE_THR up (mmdet's demo default); the JSON keeps every prediction the model
-# returns (the config's test_cfg.rcnn.score_thr and NMS decide those).
+# Detection draws boxes from SCORE_THR up (mmdet's demo default), one box per object (ONE_BOX_IOU: of boxes
+# overlapping above it, whatever their classes, the best); the JSON keeps every prediction the model returns
+# (the config's test_cfg.rcnn.score_thr and NMS decide those).
 
 
 def list_images(path: str) -> list:
@@ -65,13 +67,29 @@ def _write_json(path: str, data) -> None:
         json.dump(data, f)
 
 
-def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr):
+def drawn_only(pred, score_thr, one_box_iou):
+    """A copy of a DetDataSample that keeps only the instances a picture draws (mmfishnet.utils.drawn)."""
+    import torch
+    instances = pred.pred_instances
+    mask = drawn_mask(instances.bboxes, instances.scores, score_thr, one_box_iou)
+    drawn = pred.clone()
+    drawn.pred_instances = instances[torch.from_numpy(mask)]
+    return drawn
+
+
+def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr, one_box_iou):
     from mmdet.apis import DetInferencer
     inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
     if checkpoint is None:
         inferencer.model.dataset_meta = _config_meta(cfg)
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     _check_fits(inferencer.model, weights, checkpoint)
+    visualize = inferencer.visualize  # the pictures draw what drawn_mask keeps; postprocess (the JSON) gets all
+
+    def visualize_drawn(inputs, preds, **kwargs):
+        return visualize(inputs, [drawn_only(p, score_thr, one_box_iou) for p in preds], **kwargs)
+
+    inferencer.visualize = visualize_drawn
     results = inferencer(images, out_dir=out_dir, no_save_pred=False, pred_score_thr=score_thr)
     classes = inferencer.model.dataset_meta.get('classes', ())
     for image, pred in zip(images, results['predictions']):
@@ -79,10 +97,11 @@ def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr):
         pred['label_names'] = [classes[label] if label < len(classes) else str(label) for label in pred['labels']]
         json_path = osp.join(out_dir, 'preds', _stem(image) + '.json')
         _write_json(json_path, pred)
-        kept = [(name, score) for name, score in zip(pred['label_names'], pred['scores']) if score >= score_thr]
+        drawn = drawn_mask(pred['bboxes'], pred['scores'], score_thr, one_box_iou)
+        kept = [(name, score) for name, score, d in zip(pred['label_names'], pred['scores'], drawn) if d]
         found = ', '.join(f'{name} {score:.2f}' for name, score in kept) or 'nothing'
         yield image, osp.join(out_dir, 'vis', osp.basename(image)), json_path, \
-            f'{len(kept)} objects with score >= {score_thr}: {found}'
+            f'{len(kept)} boxes drawn (score >= {score_thr}, one box per object at IoU > {one_box_iou}): {found}'
 
 
 def run_classification(cfg, images, checkpoint, weights, out_dir, device):
@@ -150,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default=None, help="e.g. 'cpu' or 'cuda:0' (default: cuda if available)")
     parser.add_argument('--score-thr', type=float, default=SCORE_THR,
                         help=f'detection: lowest score drawn (default: {SCORE_THR}, as mmdet\'s demo)')
+    parser.add_argument('--one-box-iou', type=float, default=ONE_BOX_IOU,
+                        help=f'detection: of drawn boxes overlapping at IoU above this, whatever their classes, '
+                        f'only the best is drawn (default: {ONE_BOX_IOU}; 1 draws every box over --score-thr)')
     from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     return parser
@@ -179,7 +201,8 @@ def main(argv=None):
         from mmengine.registry import init_default_scope  # this process (mmpretrain's inferencer keeps the current
         init_default_scope(cfg.default_scope)  # scope: 'PackInputs is not in the mmseg::transform registry')
     if task == 'detection':
-        written = run_detection(cfg, images, args.checkpoint, weights, args.out_dir, device, args.score_thr)
+        written = run_detection(cfg, images, args.checkpoint, weights, args.out_dir, device, args.score_thr,
+                                args.one_box_iou)
     elif task == 'classification':
         written = run_classification(cfg, images, args.checkpoint, weights, args.out_dir, device)
     else:

@@ -6,8 +6,9 @@
 # 3. trains the toy FishNet-99 classifier (configs/toy/fishnet99_1xb16_toy-cls.py) and reports top-1;
 # 4. trains the toy Mask R-CNN FishNet-99 FPN from it (configs/toy/mask_rcnn_fishnet99_fpn_toy-coco.py);
 # 5. evaluates it with COCO bbox/segm mAP (pycocotools via mmdet's CocoMetric), draws its predictions
-#    on the val images with mmdet's visualizer and counts the boxes a picture draws at the demo's score
-#    threshold (tools/analysis_tools/drawn_boxes.py: how many are right, how many pictures all right);
+#    on the val images with mmdet's visualizer and counts the boxes a picture of tools/image_demo.py draws
+#    (score >= 0.3, one box per object; tools/analysis_tools/drawn_boxes.py: how many are right, how many
+#    pictures all right);
 # 6. trains the toy UPerNet FishNet-99 from the same classifier (configs/toy/upernet_fishnet99_toy-seg.py),
 #    evaluates it with mmseg's IoUMetric (mIoU, per-class IoU) and draws its masks with mmseg's visualizer.
 # 7. draws the training curves of every run (loss, validation metrics) as PNGs next to their logs

@@ -9,10 +9,6 @@ import os.path as osp
 from .errors import UserError
 
 TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
-# Detection: the lowest score a picture draws, mmdet 3.3.0's: demo/image_demo.py's --pred-score-thr and
-# DetInferencer.__call__'s pred_score_thr (mmdet/apis/det_inferencer.py) both default to 0.3. The default of
-# tools/image_demo.py and of tools/analysis_tools/drawn_boxes.py (which counts what such pictures draw).
-SCORE_THR = 0.3
 
 
 def read_config(path: str, cfg_options: dict = None):
