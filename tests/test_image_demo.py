@@ -104,26 +104,29 @@ def test_segmentation_through_mmseg_inferencer(tmp_path):
     ('not_an_image', 'cannot be read as an image'),
     ('empty_folder', 'holds no images'),
     ('checkpoint_of_other_model', 'does not fit the model of this config'),
+    ('one_box_iou_out_of_range', '--one-box-iou must lie in (0, 1], got 0.0'),
 ])
 def test_bad_input_one_line_errors(tmp_path, det_setup, case, match):
     """Catches: a traceback (or a silent run with random weights: the inferencers load with strict=False)
     instead of the one-line error the other tools give."""
     _, det_ckpt, _ = det_setup
-    image, checkpoint = os.path.join(ROOT, 'demo', 'shapes.png'), str(det_ckpt)
-    if case == 'missing':
+    image, checkpoint, extra = os.path.join(ROOT, 'demo', 'shapes.png'), str(det_ckpt), []
+    if case == 'one_box_iou_out_of_range':
+        extra = ['--one-box-iou', '0']
+    elif case == 'missing':
         image = str(tmp_path / 'nope.png')
     elif case == 'not_an_image':
         image = str(tmp_path / 'text.png')
         open(image, 'w').write('not a picture')
     elif case == 'empty_folder':
         image = str(tmp_path)
-    else:
+    elif case == 'checkpoint_of_other_model':
         from mmfishnet.models import FishNet
         checkpoint = str(tmp_path / 'cls.pth')
         state = {f'backbone.{k}': v for k, v in FishNet(arch='99', out_indices=(11, )).state_dict().items()}
         torch.save({'state_dict': state}, checkpoint)
     proc = run_tool('tools/image_demo.py', image, DET_CONFIG, checkpoint, '--out-dir', str(tmp_path / 'out'),
-                    '--device', 'cpu')
+                    '--device', 'cpu', *extra)
     assert proc.returncode == 2, (proc.stdout + proc.stderr)[-2000:]
     assert 'Traceback' not in proc.stderr and match in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
 
