@@ -14,8 +14,9 @@ only the best (``--one-box-iou 1``: every box over the threshold). Per image, th
 score first; each is **right** when it matches an object of its class not matched yet at box IoU >=
 ``--tp-iou-thr``; a box left over is a **wrong class** when it overlaps an object of another class at that
 IoU, else a **second box** when it overlaps an object of its class (already matched), else **on no object**
-(background, or a box over two objects). Instances with ``ignore_flag`` (COCO crowds) are neither objects to find nor held against a box
-on them. An image is **all right** when every drawn box is right and no object is missed.
+(background, or a box over two objects). Instances with ``ignore_flag`` (COCO crowds) are neither objects
+to find nor held against a box on them. An image is **all right** when every drawn box is right and no
+object is missed.
 """
 import argparse
 import json
