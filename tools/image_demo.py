@@ -67,16 +67,6 @@ def _write_json(path: str, data) -> None:
         json.dump(data, f)
 
 
-def drawn_only(pred, score_thr, one_box_iou):
-    """A copy of a DetDataSample that keeps only the instances a picture draws (mmfishnet.utils.drawn)."""
-    import torch
-    instances = pred.pred_instances
-    mask = drawn_mask(instances.bboxes, instances.scores, score_thr, one_box_iou)
-    drawn = pred.clone()
-    drawn.pred_instances = instances[torch.from_numpy(mask)]
-    return drawn
-
-
 def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr, one_box_iou):
     from mmdet.apis import DetInferencer
     inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
@@ -84,20 +74,28 @@ def run_detection(cfg, images, checkpoint, weights, out_dir, device, score_thr, 
         inferencer.model.dataset_meta = _config_meta(cfg)
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     _check_fits(inferencer.model, weights, checkpoint)
+    import torch
     visualize = inferencer.visualize  # the pictures draw what drawn_mask keeps; postprocess (the JSON) gets all
+    drawn_masks = []  # one per image, in the order DetInferencer visualizes and returns them
 
     def visualize_drawn(inputs, preds, **kwargs):
-        return visualize(inputs, [drawn_only(p, score_thr, one_box_iou) for p in preds], **kwargs)
+        drawn_preds = []
+        for pred in preds:
+            instances = pred.pred_instances
+            drawn_masks.append(drawn_mask(instances.bboxes, instances.scores, score_thr, one_box_iou))
+            drawn = pred.clone()  # a copy: the JSON keeps every instance
+            drawn.pred_instances = instances[torch.from_numpy(drawn_masks[-1])]
+            drawn_preds.append(drawn)
+        return visualize(inputs, drawn_preds, **kwargs)
 
     inferencer.visualize = visualize_drawn
     results = inferencer(images, out_dir=out_dir, no_save_pred=False, pred_score_thr=score_thr)
     classes = inferencer.model.dataset_meta.get('classes', ())
-    for image, pred in zip(images, results['predictions']):
+    for image, pred, drawn in zip(images, results['predictions'], drawn_masks, strict=True):
         # mmdet's JSON has labels, scores, bboxes (x1, y1, x2, y2) and masks (RLE); add the class names
         pred['label_names'] = [classes[label] if label < len(classes) else str(label) for label in pred['labels']]
         json_path = osp.join(out_dir, 'preds', _stem(image) + '.json')
         _write_json(json_path, pred)
-        drawn = drawn_mask(pred['bboxes'], pred['scores'], score_thr, one_box_iou)
         kept = [(name, score) for name, score, d in zip(pred['label_names'], pred['scores'], drawn) if d]
         found = ', '.join(f'{name} {score:.2f}' for name, score in kept) or 'nothing'
         yield image, osp.join(out_dir, 'vis', osp.basename(image)), json_path, \
